@@ -1,0 +1,56 @@
+# Shared by run.sh, test.sh and bench.sh: install what Slipway needs on Debian or Ubuntu.
+# Everything is idempotent and skips what is already there, so a warm machine starts fast.
+
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "run this as root: Slipway's runtime and its tests need root" >&2
+    exit 1
+  fi
+}
+
+# apt_install PKG...: installs the packages that are missing.
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  if command -v cargo >/dev/null 2>&1; then return 0; fi
+  log "installing Rust with rustup"
+  apt_install curl ca-certificates
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+}
+
+ensure_node() {
+  if command -v npm >/dev/null 2>&1; then return 0; fi
+  apt_install nodejs npm
+}
+
+# The front-end packages Slipway serves itself (xterm.js, mermaid), from package-lock.json.
+ensure_web_packages() {
+  ensure_node
+  if [ ! -f "$REPO/web/node_modules/.package-lock.json" ] || [ "$REPO/web/package-lock.json" -nt "$REPO/web/node_modules/.package-lock.json" ]; then
+    log "installing the web packages (npm ci)"
+    (cd "$REPO/web" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+base_packages() {
+  apt_install build-essential pkg-config ca-certificates git
+  ensure_rust
+  ensure_web_packages
+}

@@ -1,0 +1,122 @@
+//! The command line: one subcommand per face of Slipway.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "A self-hosted Docker learning lab",
+    long_about = "Slipway serves a Docker course as lessons with exercises, gives every learner \
+                  browser terminals into sandboxed nodes, and grades exercises live.\n\n\
+                  Every option of `serve` can also be set in slipway.toml (--config, ./slipway.toml \
+                  or /etc/slipway/slipway.toml) or by a SLIPWAY_* environment variable; \
+                  flags win over variables, variables over the file."
+)]
+pub struct Cli {
+    /// The settings file (TOML). Default: ./slipway.toml, then /etc/slipway/slipway.toml.
+    #[arg(long, global = true, env = "SLIPWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the course site (lessons, progress, accounts).
+    Serve(ServeArgs),
+    /// Work with the course's lessons.
+    #[command(subcommand)]
+    Lessons(LessonsCommand),
+    /// Turn Markdown course notes into a module of lessons.
+    Import(ImportArgs),
+    /// Measure the speed targets against a peer in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Lesson pages per second and their latency (wrk), against nginx serving the same page.
+    Site {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Seconds per scenario.
+        #[arg(long, default_value_t = 10)]
+        duration: u32,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        /// wrk threads (the server keeps the other cores).
+        #[arg(long, default_value_t = 1)]
+        threads: u32,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SLIPWAY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options shared by every subcommand that touches the course or the data directory.
+#[derive(Debug, Args, Default, Clone)]
+pub struct CommonArgs {
+    /// Where Slipway keeps its database, keys and state [default: /var/lib/slipway].
+    #[arg(long, env = "SLIPWAY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The lessons directory [default: the repository's lessons/].
+    #[arg(long, env = "SLIPWAY_LESSONS", value_name = "DIR")]
+    pub lessons: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LessonsCommand {
+    /// Check every lesson and name the file and line of each problem; exits 1 on any error.
+    Lint {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The notes to import, in order; together they make one module.
+    #[arg(required = true, value_name = "NOTES.md")]
+    pub notes: Vec<PathBuf>,
+
+    /// The module directory to write (created; must be empty or absent unless --force).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The heading level to split lessons at [default: found from the notes].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6))]
+    pub split_level: Option<u8>,
+
+    /// The module's title [default: the notes' title].
+    #[arg(long)]
+    pub title: Option<String>,
+
+    /// Write into a non-empty directory, replacing lessons of the same name.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

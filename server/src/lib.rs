@@ -1,0 +1,17 @@
+//! Slipway: a self-hosted Docker learning lab.
+//!
+//! The library half of the `slipway` binary. Each module is one concern:
+//! - [`config`]: settings from flags, `SLIPWAY_*` variables and `slipway.toml`;
+//! - [`course`]: lessons loaded from Markdown, rendered, and linted;
+//! - [`import`]: turning arbitrary course notes into lessons;
+//! - [`store`]: learners, accounts and progress in SQLite;
+//! - [`web`]: the HTTP face (pages, assets, identity);
+//! - [`bench`]: the speed targets, measured against a peer.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod course;
+pub mod import;
+pub mod store;
+pub mod web;

@@ -1,0 +1,88 @@
+//! The `slipway` binary.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use slipway::cli::{BenchCommand, Cli, Command, LessonsCommand};
+use slipway::config::{FileSettings, Settings};
+use slipway::course::{Course, lint};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("SLIPWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("slipway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let file = FileSettings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = Settings::resolve(&args, &file);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(slipway::web::serve(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lessons(LessonsCommand::Lint { common, strict }) => {
+            let settings = Settings::resolve_common(&common, &file);
+            let course = Course::load(&settings.lessons);
+            let report = lint::lint(&course);
+            for p in &report.problems {
+                println!("{p}");
+            }
+            if report.lessons == 0 && course.problems.is_empty() {
+                println!("{}: error: no lessons found", settings.lessons.display());
+                return Ok(ExitCode::FAILURE);
+            }
+            eprintln!(
+                "{} lessons checked: {} errors, {} warnings",
+                report.lessons,
+                report.errors(),
+                report.warnings()
+            );
+            Ok(if report.passes(strict) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Import(args) => slipway::import::run(&args),
+        Command::Bench(BenchCommand::Site {
+            common,
+            duration,
+            connections,
+            threads,
+            json,
+        }) => {
+            let settings = Settings::resolve_common(&common, &file);
+            let options = slipway::bench::site::Options {
+                lessons: settings.lessons,
+                duration,
+                connections,
+                threads,
+            };
+            let figures = slipway::bench::site::run(&options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                slipway::bench::site::print(&figures);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

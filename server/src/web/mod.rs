@@ -1,0 +1,287 @@
+//! The HTTP face of Slipway: the course site.
+
+mod account;
+pub mod assets;
+mod compress;
+pub mod identity;
+mod pages;
+pub mod templates;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{FromRef, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::Key;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::course::{self, Course};
+use crate::store::{Learner, Store};
+use assets::Assets;
+use templates::Frame;
+
+/// Asset URLs, worked out once: every page links them.
+#[derive(Clone)]
+pub struct AssetUrls {
+    css: String,
+    highlight_css: String,
+    theme_js: String,
+    app_js: String,
+    mermaid_js: Option<String>,
+}
+
+impl AssetUrls {
+    fn new(assets: &Assets) -> Self {
+        let mermaid = "vendor/mermaid/dist/mermaid.min.js";
+        AssetUrls {
+            css: assets.url("app.css"),
+            highlight_css: assets.url("highlight.css"),
+            theme_js: assets.url("theme.js"),
+            app_js: assets.url("app.js"),
+            mermaid_js: assets.contains(mermaid).then(|| assets.url(mermaid)),
+        }
+    }
+}
+
+/// What every handler may use, passed explicitly.
+#[derive(Clone)]
+pub struct AppState {
+    pub course: Arc<ArcSwap<Course>>,
+    pub store: Store,
+    pub key: Key,
+    pub assets: Arc<Assets>,
+    pub urls: AssetUrls,
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Key {
+        state.key.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(course: Course, store: Store, key: Key) -> Self {
+        let assets = Assets::load();
+        let urls = AssetUrls::new(&assets);
+        AppState {
+            course: Arc::new(ArcSwap::from_pointee(course)),
+            store,
+            key,
+            assets,
+            urls,
+        }
+    }
+
+    fn frame(&self, learner: &Learner) -> Frame {
+        Frame {
+            css: self.urls.css.clone(),
+            highlight_css: self.urls.highlight_css.clone(),
+            theme_js: self.urls.theme_js.clone(),
+            app_js: self.urls.app_js.clone(),
+            mermaid_js: None,
+            username: learner.username.clone(),
+        }
+    }
+}
+
+/// An internal error: logged with its context, answered with a plain 500.
+pub struct AppError(anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for AppError {
+    fn from(e: E) -> Self {
+        AppError(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = format!("{:#}", self.0), "request failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side; it has been logged.",
+        )
+            .into_response()
+    }
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; connect-src 'self'; font-src 'self' data:; frame-ancestors 'none'; \
+base-uri 'none'; form-action 'self'; object-src 'none'";
+
+pub fn router(state: AppState) -> Router {
+    let pages = Router::new()
+        .route("/", get(pages::index))
+        .route("/learn/{module}/{lesson}", get(pages::lesson))
+        .route("/learn/{module}/{lesson}/opened", post(pages::opened))
+        .route("/learn/{module}/{lesson}/complete", post(pages::complete))
+        .route("/account", get(account::show))
+        .route("/account/signup", post(account::signup))
+        .route("/account/login", post(account::login))
+        .route("/account/logout", post(account::logout))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.key.clone(),
+            identity::middleware,
+        ))
+        .layer(middleware::from_fn(same_origin))
+        .layer(middleware::from_fn_with_state(
+            compress::PageCache::new(64 << 20),
+            compress::middleware,
+        ));
+    let static_files = Router::new()
+        .route("/static/{*path}", get(assets::serve))
+        .with_state(state.assets.clone());
+    Router::new()
+        .route("/course-files/{*path}", get(pages::course_file))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(pages)
+        .with_state(state)
+        .merge(static_files)
+        // Pages and assets compress themselves (cached); this covers whatever else is sent.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+}
+
+/// Refuses a state-changing request sent by another site's page. The cookie's SameSite=Lax
+/// already keeps cross-site posts anonymous; this makes the refusal explicit.
+async fn same_origin(request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::POST {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .or_else(|| request.headers().get(header::REFERER))
+            .and_then(|h| h.to_str().ok());
+        if let (Some(host), Some(origin)) = (host, origin) {
+            let origin_host = origin
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next());
+            if origin != "null" && origin_host != Some(host) {
+                return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Reloads the course when a lesson file changes, so authors see their edits on refresh.
+fn watch_lessons(course: Arc<ArcSwap<Course>>) {
+    tokio::spawn(async move {
+        let root = course.load().root.clone();
+        let mut seen = course::fingerprint(&root);
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let root2 = root.clone();
+            let now = tokio::task::spawn_blocking(move || course::fingerprint(&root2))
+                .await
+                .unwrap_or(seen);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let root2 = root.clone();
+            if let Ok(fresh) = tokio::task::spawn_blocking(move || Course::load(&root2)).await {
+                log_problems(&fresh);
+                tracing::info!(
+                    lessons = fresh.lessons().count(),
+                    "lessons changed; course reloaded"
+                );
+                course.store(Arc::new(fresh));
+            }
+        }
+    });
+}
+
+fn log_problems(course: &Course) {
+    for p in course.all_problems() {
+        match p.severity {
+            course::Severity::Error => tracing::error!("{p}"),
+            course::Severity::Warning => tracing::warn!("{p}"),
+        }
+    }
+}
+
+/// `slipway serve`: loads the course, opens the database and serves until SIGINT or SIGTERM.
+pub async fn serve(settings: Settings) -> Result<()> {
+    let started = std::time::Instant::now();
+    let store = Store::open(&settings.data_dir).await?;
+    let key = identity::load_key(&settings.data_dir)?;
+    let lessons = settings.lessons.clone();
+    let course = tokio::task::spawn_blocking(move || {
+        course::highlight::warm_up();
+        Course::load(&lessons)
+    })
+    .await?;
+    log_problems(&course);
+    tracing::info!(
+        modules = course.modules.len(),
+        lessons = course.lessons().count(),
+        root = %course.root.display(),
+        "course loaded"
+    );
+    let state = AppState::new(course, store, key);
+    watch_lessons(state.course.clone());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    // Local tools (the CLI, the tests) find a running server through this file.
+    let info_path = settings.data_dir.join("server.json");
+    let info = serde_json::json!({ "url": format!("http://{addr}"), "pid": std::process::id() });
+    std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("writing {}", info_path.display()))?;
+    tracing::info!(
+        url = %format!("http://{addr}/"),
+        ms = started.elapsed().as_millis() as u64,
+        data_dir = %settings.data_dir.display(),
+        "Slipway is serving"
+    );
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP");
+    let _ = std::fs::remove_file(&info_path);
+    tracing::info!("stopped");
+    served
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

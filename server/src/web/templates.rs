@@ -1,0 +1,101 @@
+//! The pages' templates (askama, under `web/templates/`) and the data each one shows.
+
+use askama::Template;
+use askama_web::WebTemplate;
+
+use crate::course::markdown::TocEntry;
+
+/// What every page's frame needs: asset URLs and who is signed in.
+pub struct Frame {
+    pub css: String,
+    pub highlight_css: String,
+    pub theme_js: String,
+    pub app_js: String,
+    pub mermaid_js: Option<String>,
+    pub username: Option<String>,
+}
+
+pub struct ModuleCard {
+    pub title: String,
+    pub summary: String,
+    pub lessons: Vec<LessonLink>,
+    pub done: usize,
+    pub total: usize,
+    pub percent: usize,
+}
+
+pub struct LessonLink {
+    pub url: String,
+    pub title: String,
+    pub summary: String,
+    /// "done", "opened", "new" or "broken".
+    pub status: &'static str,
+    pub current: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    pub frame: Frame,
+    pub modules: Vec<ModuleCard>,
+    pub done: usize,
+    pub total: usize,
+    pub resume: Option<LessonLink>,
+}
+
+pub struct ExerciseView {
+    pub id: String,
+    pub title: String,
+    pub task_html: String,
+    pub hints_html: Vec<String>,
+    pub solution_html: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "lesson.html")]
+pub struct LessonPage {
+    pub frame: Frame,
+    pub module_title: String,
+    pub module_lessons: Vec<LessonLink>,
+    pub title: String,
+    pub summary: String,
+    pub key: String,
+    pub url: String,
+    pub body_html: String,
+    pub toc: Vec<TocEntry>,
+    pub exercises: Vec<ExerciseView>,
+    pub completed: bool,
+    /// The page should report "opened" itself: the request carried no identity yet.
+    pub beacon: bool,
+    pub previous: Option<LessonLink>,
+    pub next: Option<LessonLink>,
+}
+
+pub struct ProblemView {
+    pub location: String,
+    pub severity: &'static str,
+    pub message: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "lesson_error.html")]
+pub struct LessonErrorPage {
+    pub frame: Frame,
+    pub title: String,
+    pub problems: Vec<ProblemView>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub frame: Frame,
+    pub error: Option<String>,
+    pub done: usize,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "not_found.html")]
+pub struct NotFoundPage {
+    pub frame: Frame,
+    pub what: String,
+}

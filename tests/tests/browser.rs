@@ -1,0 +1,235 @@
+//! The course site in a real headless Chromium (Debian's `chromium`): pages load with no
+//! console error, Copy puts the command on the clipboard, Run without a terminal says so,
+//! diagrams are drawn, and the theme switches.
+
+use std::ffi::OsStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::{Browser as Cdp, Log, Runtime};
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use slipway_e2e::{Server, repo};
+
+fn chromium() -> Browser {
+    let path = std::env::var_os("SLIPWAY_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "no Chromium at {path:?}: the README's test command installs Debian's chromium"
+    );
+    let options = LaunchOptions::default_builder()
+        .path(Some(path.into()))
+        .headless(true)
+        .sandbox(false)
+        .window_size(Some((1280, 900)))
+        .idle_browser_timeout(Duration::from_secs(120))
+        .args(
+            [
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                "--disable-gpu",
+            ]
+            .iter()
+            .map(OsStr::new)
+            .collect(),
+        )
+        .build()
+        .expect("launch options");
+    Browser::new(options).expect("starting chromium")
+}
+
+/// Everything the page reports as an error: console.error, uncaught exceptions, failed
+/// loads, CSP violations.
+fn watch_errors(tab: &Tab) -> Arc<Mutex<Vec<String>>> {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = errors.clone();
+    tab.add_event_listener(Arc::new(move |event: &Event| {
+        let message = match event {
+            Event::RuntimeConsoleAPICalled(e)
+                if e.params.Type == Runtime::ConsoleAPICalledEventTypeOption::Error =>
+            {
+                let args: Vec<String> = e
+                    .params
+                    .args
+                    .iter()
+                    .map(|a| {
+                        a.description
+                            .clone()
+                            .or_else(|| a.value.as_ref().map(|v| v.to_string()))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                Some(format!("console.error: {}", args.join(" ")))
+            }
+            Event::RuntimeExceptionThrown(e) => Some(format!(
+                "uncaught: {} {:?}",
+                e.params.exception_details.text,
+                e.params
+                    .exception_details
+                    .exception
+                    .as_ref()
+                    .and_then(|x| x.description.clone())
+            )),
+            Event::LogEntryAdded(e) if e.params.entry.level == Log::LogEntryLevel::Error => Some(
+                format!("log: {} {:?}", e.params.entry.text, e.params.entry.url),
+            ),
+            _ => None,
+        };
+        if let Some(m) = message {
+            sink.lock().unwrap().push(m);
+        }
+    }))
+    .expect("event listener");
+    tab.enable_log().expect("Log domain");
+    tab.enable_runtime().expect("Runtime domain");
+    errors
+}
+
+fn eval(tab: &Tab, js: &str) -> serde_json::Value {
+    tab.evaluate(js, true)
+        .expect("evaluate")
+        .value
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_until(tab: &Tab, js: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if eval(tab, js) == serde_json::Value::Bool(true) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for `{js}`");
+}
+
+fn assert_no_errors(errors: &Mutex<Vec<String>>, when: &str) {
+    let errors = errors.lock().unwrap();
+    assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
+}
+
+#[test]
+fn index_lesson_copy_run_diagrams_and_theme_in_chromium() {
+    let server = Server::start(&repo().join("lessons"));
+    let browser = chromium();
+    let tab = browser.new_tab().expect("tab");
+    let errors = watch_errors(&tab);
+
+    // The index.
+    tab.navigate_to(&format!("{}/", server.url))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    tab.wait_for_element("ol.modules").expect("the module list");
+    assert_no_errors(&errors, "on the index");
+
+    // Open a lesson by clicking it.
+    tab.wait_for_element(".lesson-item a")
+        .unwrap()
+        .click()
+        .unwrap();
+    tab.wait_for_element("main.lesson").expect("a lesson page");
+    wait_until(&tab, "document.querySelector('.code-block.shell') !== null");
+    let lesson_url = eval(&tab, "location.pathname")
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Copy: the command, without prompts or output, lands on the clipboard.
+    tab.call_method(Cdp::GrantPermissions {
+        permissions: vec![
+            Cdp::PermissionType::ClipboardReadWrite,
+            Cdp::PermissionType::ClipboardSanitizedWrite,
+        ],
+        origin: Some(server.url.clone()),
+        browser_context_id: None,
+    })
+    .expect("clipboard permission");
+    tab.bring_to_front().unwrap();
+    let command = eval(
+        &tab,
+        "document.querySelector('.code-block.shell pre').getAttribute('data-command')",
+    );
+    let command = command
+        .as_str()
+        .expect("a shell block carries its command")
+        .to_string();
+    assert!(!command.is_empty());
+    tab.find_element(".code-block.shell [data-action=copy]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_until(
+        &tab,
+        "document.querySelector('.code-block.shell [data-action=copy]').textContent === 'Copied'",
+    );
+    let clipboard = eval(&tab, "navigator.clipboard.readText()");
+    assert_eq!(
+        clipboard.as_str(),
+        Some(command.as_str()),
+        "Copy put the command on the clipboard"
+    );
+
+    // Run, with no terminal open yet, says so (and copies instead).
+    tab.find_element(".code-block.shell [data-action=run]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_until(&tab, "!document.getElementById('toast').hidden");
+    let toast = eval(&tab, "document.getElementById('toast').textContent");
+    assert!(toast.as_str().unwrap().contains("No terminal"), "{toast}");
+    assert_no_errors(&errors, "on a lesson after Copy and Run");
+
+    // A lesson with a diagram: mermaid draws it, and draws it again in the dark theme.
+    tab.navigate_to(&format!(
+        "{}/learn/introduction/containers-and-vms",
+        server.url
+    ))
+    .unwrap()
+    .wait_until_navigated()
+    .unwrap();
+    wait_until(&tab, "document.querySelector('pre.mermaid svg') !== null");
+    tab.find_element("#theme-toggle").unwrap().click().unwrap();
+    wait_until(
+        &tab,
+        "document.documentElement.getAttribute('data-theme') === 'dark'",
+    );
+    wait_until(&tab, "document.querySelector('pre.mermaid svg') !== null");
+    let background = eval(&tab, "getComputedStyle(document.body).backgroundColor");
+    assert_ne!(
+        background.as_str(),
+        Some("rgb(247, 248, 250)"),
+        "the dark theme applies"
+    );
+    assert_no_errors(&errors, "drawing diagrams");
+
+    // A tablet-sized window: nothing runs off the side.
+    tab.set_bounds(headless_chrome::types::Bounds::Normal {
+        left: None,
+        top: None,
+        width: Some(800.0),
+        height: Some(1000.0),
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    wait_until(
+        &tab,
+        "document.documentElement.scrollWidth <= window.innerWidth + 1",
+    );
+
+    // The first visit recorded the lesson as opened.
+    tab.navigate_to(&format!("{}/", server.url))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    wait_until(
+        &tab,
+        &format!(
+            "document.querySelector('.lesson-item.opened a[href=\"{lesson_url}\"], .lesson-item.done a[href=\"{lesson_url}\"]') !== null"
+        ),
+    );
+    assert_no_errors(&errors, "at the end");
+}
