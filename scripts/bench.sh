@@ -7,4 +7,4 @@ base_packages
 apt_install wrk nginx-light
 cd "$REPO"
 cargo build --release --locked -p slipway
-./target/release/slipway bench site "$@"
+"$(target_dir)/release/slipway" bench site "$@"

@@ -49,6 +49,13 @@ ensure_web_packages() {
   fi
 }
 
+# Where cargo puts its builds: $CARGO_TARGET_DIR or the workspace's target/ (CI may keep
+# one outside the clone).
+target_dir() {
+  cargo metadata --format-version 1 --no-deps --manifest-path "$REPO/Cargo.toml" \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'
+}
+
 base_packages() {
   apt_install build-essential pkg-config ca-certificates git
   ensure_rust

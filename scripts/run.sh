@@ -7,4 +7,4 @@ base_packages
 log "building Slipway (release)"
 cargo build --release --manifest-path "$REPO/Cargo.toml" -p slipway
 log "serving; stop with Ctrl+C"
-exec "$REPO/target/release/slipway" serve --lessons "$REPO/lessons" "$@"
+exec "$(target_dir)/release/slipway" serve --lessons "$REPO/lessons" "$@"

@@ -18,7 +18,7 @@ log "building"
 cargo build --workspace --locked
 
 log "lessons lint"
-./target/debug/slipway lessons lint --strict
+"$(target_dir)/debug/slipway" lessons lint --strict
 
 log "tests"
 cargo test --workspace --locked -- --test-threads 2
