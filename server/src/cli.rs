@@ -37,6 +37,68 @@ pub enum Command {
     /// Measure the speed targets against a peer in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run OCI bundles with Slipway's own runtime, as runc and crun do.
+    Runtime(RuntimeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// Where container state is kept.
+    #[arg(long, default_value = "/run/slipway/runtime", value_name = "DIR")]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: RuntimeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// Write a config.json holding Docker's defaults (capabilities, masked and read-only
+    /// paths, seccomp profile, mounts).
+    Spec {
+        /// The bundle directory to write config.json into.
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// The process to run [default: sh].
+        #[arg(last = true)]
+        args: Vec<String>,
+        /// Do not give the process a terminal.
+        #[arg(long)]
+        no_terminal: bool,
+    },
+    /// Create and start a container, wait for it, and remove it; exits with its exit code.
+    Run {
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// Leave it running in the background (remove it with `delete`).
+        #[arg(long, short)]
+        detach: bool,
+        id: String,
+    },
+    /// Create a container; its process waits for `start`.
+    Create {
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// A Unix socket to receive the console's pty master (process.terminal).
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        id: String,
+    },
+    /// Start a created container's process.
+    Start { id: String },
+    /// Print a container's state as OCI JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to a container's process.
+    Kill { id: String, signal: Option<String> },
+    /// Remove a stopped container (--force kills it first).
+    Delete {
+        #[arg(long, short)]
+        force: bool,
+        id: String,
+    },
+    /// List containers.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 //! - [`config`]: settings from flags, `SLIPWAY_*` variables and `slipway.toml`;
 //! - [`course`]: lessons loaded from Markdown, rendered, and linted;
 //! - [`import`]: turning arbitrary course notes into lessons;
+//! - [`runtime_cli`]: `slipway runtime`, the runc-like face of the embedded runtime;
 //! - [`store`]: learners, accounts and progress in SQLite;
 //! - [`web`]: the HTTP face (pages, assets, identity);
 //! - [`bench`]: the speed targets, measured against a peer.
@@ -13,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod course;
 pub mod import;
+pub mod runtime_cli;
 pub mod store;
 pub mod web;

@@ -62,6 +62,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Import(args) => slipway::import::run(&args),
+        Command::Runtime(args) => slipway::runtime_cli::run(&args),
         Command::Bench(BenchCommand::Site {
             common,
             duration,
