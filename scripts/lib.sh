@@ -57,7 +57,9 @@ target_dir() {
 }
 
 base_packages() {
-  apt_install build-essential pkg-config ca-certificates git
+  # libseccomp-dev: the runtime compiles seccomp profiles with libseccomp. tini-static:
+  # the tiny init for `--init` containers.
+  apt_install build-essential pkg-config ca-certificates git libseccomp-dev tini
   ensure_rust
   ensure_web_packages
 }

@@ -4,7 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 need_root
 base_packages
-apt_install chromium
+# chromium: the browser tests. busybox-static: the runtime tests' root filesystems.
+apt_install chromium busybox-static
 cd "$REPO"
 start=$(date +%s)
 

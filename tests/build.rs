@@ -28,8 +28,5 @@ fn main() {
         .status()
         .expect("running rustc for slipway-probe");
     assert!(status.success(), "building slipway-probe failed");
-    println!(
-        "cargo:rustc-env=SLIPWAY_PROBE={}",
-        out.join("slipway-probe").display()
-    );
+    println!("cargo:rustc-env=SLIPWAY_PROBE={}", out.join("slipway-probe").display());
 }

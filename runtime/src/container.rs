@@ -97,7 +97,7 @@ impl Runtime {
         };
         let mut config = InitConfig::from_spec(spec, bundle.to_path_buf(), rootfs.clone())?;
         if let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            config.seccomp = Some(crate::seccomp::compile(seccomp, Some(&self.seccomp_cache))?);
+            config.process.seccomp = Some(crate::seccomp::compile(seccomp, Some(&self.seccomp_cache))?);
         }
         configure(&mut config);
 
@@ -122,24 +122,7 @@ impl Runtime {
             .channel
             .send(sync::GO)
             .map_err(RuntimeError::os("starting the init"))?;
-        let mut console = None;
-        loop {
-            match spawned
-                .channel
-                .recv()
-                .map_err(RuntimeError::os("waiting for the init"))?
-            {
-                Message::Byte(sync::READY) => break,
-                Message::Console(fd) => console = Some(fd),
-                Message::Error(e) => return Err(RuntimeError::Init(e)),
-                Message::Closed => {
-                    return Err(RuntimeError::Init("the init exited during set-up".into()));
-                }
-                Message::Byte(b) => {
-                    return Err(RuntimeError::Init(format!("unexpected message {b}")));
-                }
-            }
-        }
+        let console = crate::process::await_ready(&spawned.channel)?;
         let saved = Saved {
             id: id.to_string(),
             pid: spawned.pid.as_raw(),
@@ -163,18 +146,11 @@ impl Runtime {
     }
 
     /// `create`: the init waits until `start` connects to `<state>/<id>/start.sock`.
-    pub fn create(
-        &self,
-        id: &str,
-        bundle: &Path,
-        options: &CreateOptions,
-    ) -> Result<Saved, RuntimeError> {
+    pub fn create(&self, id: &str, bundle: &Path, options: &CreateOptions) -> Result<Saved, RuntimeError> {
         let spec = Self::load_bundle(bundle)?;
         let socket = self.state.dir(id).join("start.sock");
         // This process exits while the init waits: the init must not die with it.
-        let launched = self.launch(id, &spec, bundle, Stdio::default(), |c| {
-            c.die_with_parent = false
-        })?;
+        let launched = self.launch(id, &spec, bundle, Stdio::default(), |c| c.die_with_parent = false)?;
         let result = (|| {
             let listener = std::os::unix::net::UnixListener::bind(&socket)
                 .map_err(RuntimeError::io("creating the start socket"))?;
@@ -182,8 +158,7 @@ impl Runtime {
                 send_console(options.console_socket.as_deref(), master)?;
             }
             if let Some(pid_file) = &options.pid_file {
-                std::fs::write(pid_file, launched.pid.to_string())
-                    .map_err(RuntimeError::io("writing the pid file"))?;
+                std::fs::write(pid_file, launched.pid.to_string()).map_err(RuntimeError::io("writing the pid file"))?;
             }
             Ok(listener)
         })();
@@ -220,8 +195,7 @@ impl Runtime {
             .map_err(RuntimeError::io("the start socket"))?;
         // The waiter answers once the init has exec'd (or failed to).
         let mut answer = String::new();
-        std::io::Read::read_to_string(&mut stream, &mut answer)
-            .map_err(RuntimeError::io("waiting for the start"))?;
+        std::io::Read::read_to_string(&mut stream, &mut answer).map_err(RuntimeError::io("waiting for the start"))?;
         let _ = std::fs::remove_file(&socket);
         if let Some(error) = answer.strip_prefix("error: ") {
             return Err(RuntimeError::Init(error.to_string()));
@@ -316,19 +290,7 @@ impl Runtime {
         terminal: Option<OwnedFd>,
         detach: bool,
     ) -> Result<i32, RuntimeError> {
-        launched
-            .channel
-            .send(sync::START)
-            .map_err(RuntimeError::os("starting the workload"))?;
-        match launched
-            .channel
-            .recv()
-            .map_err(RuntimeError::os("waiting for exec"))?
-        {
-            Message::Closed => {}
-            Message::Error(e) => return Err(RuntimeError::Init(e)),
-            _ => return Err(RuntimeError::Init("unexpected message at exec".into())),
-        }
+        crate::process::release(&launched.channel)?;
         launched.saved.started = true;
         self.state.save(&launched.saved)?;
         if detach {
@@ -353,9 +315,8 @@ fn send_console(socket: Option<&Path>, master: &OwnedFd) -> Result<(), RuntimeEr
             "process.terminal is set: pass --console-socket".into(),
         ));
     };
-    let stream = std::os::unix::net::UnixStream::connect(socket).map_err(RuntimeError::io(
-        format!("connecting to {}", socket.display()),
-    ))?;
+    let stream = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(RuntimeError::io(format!("connecting to {}", socket.display())))?;
     let fds = [master.as_raw_fd()];
     let iov = [std::io::IoSlice::new(b"console")];
     nix::sys::socket::sendmsg::<()>(
@@ -372,16 +333,19 @@ fn send_console(socket: Option<&Path>, master: &OwnedFd) -> Result<(), RuntimeEr
 /// For `create`: a small process that outlives this one. It holds the init's channel,
 /// waits for `start` to connect (or for the init to die, which hangs the channel up),
 /// tells the init to exec and answers `start` with the outcome.
-fn hand_over_on_connect(
-    channel: Channel,
-    listener: std::os::unix::net::UnixListener,
-) -> Result<(), RuntimeError> {
+fn hand_over_on_connect(channel: Channel, listener: std::os::unix::net::UnixListener) -> Result<(), RuntimeError> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     // SAFETY: the CLI is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(RuntimeError::os("forking the start waiter"))? {
         nix::unistd::ForkResult::Parent { .. } => Ok(()),
         nix::unistd::ForkResult::Child => {
             let _ = nix::unistd::setsid();
+            // The waiter needs no stdio, and must not hold the caller's pipes open.
+            if let Ok(null) = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
+                for fd in 0..3 {
+                    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+                }
+            }
             let chan_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(channel.raw()) };
             let code = loop {
                 let mut fds = [

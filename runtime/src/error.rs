@@ -10,11 +10,7 @@ pub enum RuntimeError {
     #[error("container {0} already exists")]
     AlreadyExists(String),
     #[error("container {id} is {status}: {what}")]
-    WrongState {
-        id: String,
-        status: String,
-        what: String,
-    },
+    WrongState { id: String, status: String, what: String },
     #[error("invalid container id {0:?}: use letters, digits, '.', '_' and '-', at most 128")]
     InvalidId(String),
     #[error("invalid spec: {0}")]
@@ -24,10 +20,7 @@ pub enum RuntimeError {
     #[error("{what}: {errno}")]
     Os { what: String, errno: Errno },
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("the container's init failed: {0}")]
     Init(String),
     #[error(transparent)]

@@ -34,8 +34,7 @@ pub fn wait(pid: Pid, terminal: Option<OwnedFd>) -> Result<i32, RuntimeError> {
     }
     mask.add(Signal::SIGCHLD);
     let mut old = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
-        .map_err(RuntimeError::os("blocking signals"))?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old)).map_err(RuntimeError::os("blocking signals"))?;
     let result = (|| {
         let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(RuntimeError::os("signalfd"))?;
@@ -87,11 +86,7 @@ fn pump(pid: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32, Runti
             Err(e) => return Err(RuntimeError::os("waiting")(e)),
             Ok(_) => {}
         }
-        let ready = |i: usize| {
-            fds.get(i)
-                .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty())
-        };
+        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
         let (sig_ready, master_ready, stdin_ready) = (ready(0), ready(1), ready(2));
         if sig_ready {
             while let Ok(Some(info)) = sfd.read_signal() {
@@ -101,8 +96,7 @@ fn pump(pid: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32, Runti
                 match sig {
                     Signal::SIGCHLD => {}
                     Signal::SIGWINCH => {
-                        if let (Some(m), Ok(size)) = (master, console::get_size(&std::io::stdout()))
-                        {
+                        if let (Some(m), Ok(size)) = (master, console::get_size(&std::io::stdout())) {
                             let _ = console::set_size(m, size);
                         }
                     }
@@ -131,10 +125,7 @@ fn pump(pid: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32, Runti
 }
 
 fn drain(master: &OwnedFd, buf: &mut [u8]) {
-    let _ = nix::fcntl::fcntl(
-        master,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
+    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
     while let Ok(n) = nix::unistd::read(master, buf) {
         if n == 0 {
             break;

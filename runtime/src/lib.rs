@@ -28,3 +28,4 @@ pub mod state;
 
 pub use container::Runtime;
 pub use error::RuntimeError;
+pub mod monitor;

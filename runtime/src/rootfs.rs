@@ -31,11 +31,7 @@ pub struct RootfsError {
 
 fn err(step: &'static str, target: impl AsRef<Path>) -> impl FnOnce(Errno) -> RootfsError {
     let target = target.as_ref().display().to_string();
-    move |errno| RootfsError {
-        step,
-        target,
-        errno,
-    }
+    move |errno| RootfsError { step, target, errno }
 }
 
 /// An overlay of read-only image layers under a writable upper directory.
@@ -96,19 +92,13 @@ impl CgroupFs {
                     }
                 }
                 "cgroup" if mount_point.starts_with("/sys/fs/cgroup/") => {
-                    let name = mount_point
-                        .trim_start_matches("/sys/fs/cgroup/")
-                        .to_string();
+                    let name = mount_point.trim_start_matches("/sys/fs/cgroup/").to_string();
                     let data: Vec<&str> = rest[2]
                         .split(',')
                         .filter(|o| {
                             !matches!(
                                 *o,
-                                "rw" | "ro"
-                                    | "xattr"
-                                    | "clone_children"
-                                    | "noprefix"
-                                    | "cpuset_v2_mode"
+                                "rw" | "ro" | "xattr" | "clone_children" | "noprefix" | "cpuset_v2_mode"
                             )
                         })
                         .filter(|o| !o.starts_with("release_agent="))
@@ -128,10 +118,7 @@ impl CgroupFs {
         if unified_at_root || hierarchies.is_empty() {
             CgroupFs::V2
         } else {
-            CgroupFs::V1 {
-                hierarchies,
-                unified,
-            }
+            CgroupFs::V1 { hierarchies, unified }
         }
     }
 }
@@ -340,11 +327,7 @@ fn mount_overlay(o: &Overlay, target: &Path) -> Result<(), RootfsError> {
     .map_err(err("mounting the overlay", target))
 }
 
-fn mount_one(
-    root: std::os::fd::BorrowedFd<'_>,
-    m: &Mount,
-    cfg: &RootfsConfig,
-) -> Result<(), RootfsError> {
+fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &Mount, cfg: &RootfsConfig) -> Result<(), RootfsError> {
     let dest = m.destination();
     let options = parse_options(m.options().as_deref().unwrap_or(&[]));
     let typ = m.typ().as_deref().unwrap_or("none");
@@ -377,45 +360,25 @@ fn mount_one(
         }
         .map_err(err("creating the mount point", dest))?;
         let bind_flags = MsFlags::MS_BIND | (options.flags & MsFlags::MS_REC);
-        mount_on(Some(&source), &target, None, bind_flags, None)
-            .map_err(err("bind-mounting onto", dest))?;
+        mount_on(Some(&source), &target, None, bind_flags, None).map_err(err("bind-mounting onto", dest))?;
         let remount = options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !remount.is_empty() {
             // The descriptor still names what was under the mount; reopen to reach the mount.
-            let mounted = open_in_root(root, dest, OFlag::O_PATH)
-                .map_err(err("reopening the mount", dest))?;
-            let flags = MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | remount
-                | (kept_flags(&mounted) & !options.clear);
+            let mounted = open_in_root(root, dest, OFlag::O_PATH).map_err(err("reopening the mount", dest))?;
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | (kept_flags(&mounted) & !options.clear);
             mount_on(None, &mounted, None, flags, None).map_err(err("remounting", dest))?;
         }
     } else if typ == "cgroup" || typ == "cgroup2" {
-        let target =
-            mkdir_all_in_root(root, dest, 0o755).map_err(err("creating the mount point", dest))?;
+        let target = mkdir_all_in_root(root, dest, 0o755).map_err(err("creating the mount point", dest))?;
         mount_cgroup_fs(root, dest, &target, options.flags, cfg.cgroup_fs)?;
     } else {
-        let target =
-            mkdir_all_in_root(root, dest, 0o755).map_err(err("creating the mount point", dest))?;
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| s.as_path())
-            .unwrap_or(Path::new(typ));
-        mount_on(
-            Some(source),
-            &target,
-            Some(typ),
-            options.flags,
-            data.as_deref(),
-        )
-        .map_err(err("mounting", dest))?;
+        let target = mkdir_all_in_root(root, dest, 0o755).map_err(err("creating the mount point", dest))?;
+        let source = m.source().as_ref().map(|s| s.as_path()).unwrap_or(Path::new(typ));
+        mount_on(Some(source), &target, Some(typ), options.flags, data.as_deref()).map_err(err("mounting", dest))?;
     }
     if !options.propagation.is_empty() {
-        let mounted =
-            open_in_root(root, dest, OFlag::O_PATH).map_err(err("reopening the mount", dest))?;
-        mount_on(None, &mounted, None, options.propagation, None)
-            .map_err(err("setting propagation on", dest))?;
+        let mounted = open_in_root(root, dest, OFlag::O_PATH).map_err(err("reopening the mount", dest))?;
+        mount_on(None, &mounted, None, options.propagation, None).map_err(err("setting propagation on", dest))?;
     }
     Ok(())
 }
@@ -430,27 +393,12 @@ fn mount_cgroup_fs(
     fs: &CgroupFs,
 ) -> Result<(), RootfsError> {
     match fs {
-        CgroupFs::V2 => mount_on(
-            Some(Path::new("cgroup2")),
-            target,
-            Some("cgroup2"),
-            flags,
-            None,
-        )
-        .map_err(err("mounting cgroup2 on", dest)),
-        CgroupFs::V1 {
-            hierarchies,
-            unified,
-        } => {
+        CgroupFs::V2 => mount_on(Some(Path::new("cgroup2")), target, Some("cgroup2"), flags, None)
+            .map_err(err("mounting cgroup2 on", dest)),
+        CgroupFs::V1 { hierarchies, unified } => {
             let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            mount_on(
-                Some(Path::new("tmpfs")),
-                target,
-                Some("tmpfs"),
-                base,
-                Some("mode=755"),
-            )
-            .map_err(err("mounting tmpfs on", dest))?;
+            mount_on(Some(Path::new("tmpfs")), target, Some("tmpfs"), base, Some("mode=755"))
+                .map_err(err("mounting tmpfs on", dest))?;
             for h in hierarchies {
                 let sub = dest.join(&h.name);
                 let fd = mkdir_all_in_root(root, &sub, 0o755).map_err(err("creating", &sub))?;
@@ -466,18 +414,11 @@ fn mount_cgroup_fs(
             if *unified {
                 let sub = dest.join("unified");
                 let fd = mkdir_all_in_root(root, &sub, 0o755).map_err(err("creating", &sub))?;
-                mount_on(
-                    Some(Path::new("cgroup2")),
-                    &fd,
-                    Some("cgroup2"),
-                    flags,
-                    None,
-                )
-                .map_err(err("mounting cgroup2 on", &sub))?;
+                mount_on(Some(Path::new("cgroup2")), &fd, Some("cgroup2"), flags, None)
+                    .map_err(err("mounting cgroup2 on", &sub))?;
             }
             if flags.contains(MsFlags::MS_RDONLY) {
-                let top =
-                    open_in_root(root, dest, OFlag::O_PATH).map_err(err("reopening", dest))?;
+                let top = open_in_root(root, dest, OFlag::O_PATH).map_err(err("reopening", dest))?;
                 mount_on(
                     None,
                     &top,
@@ -508,8 +449,7 @@ fn make_devices(
     dev_is_tmpfs: bool,
     console: bool,
 ) -> Result<(), RootfsError> {
-    let dev = open_in_root(root, Path::new("/dev"), OFlag::O_DIRECTORY)
-        .map_err(err("opening", "/dev"))?;
+    let dev = open_in_root(root, Path::new("/dev"), OFlag::O_DIRECTORY).map_err(err("opening", "/dev"))?;
     let mknod = |dir: &OwnedFd,
                  name: &Path,
                  kind: SFlag,
@@ -523,13 +463,7 @@ fn make_devices(
             // An image's own /dev entry (a file, a symlink) must not stay in the way.
             let _ = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
-        match mknodat(
-            dir,
-            name,
-            kind,
-            Mode::from_bits_truncate(mode),
-            makedev(major_, minor_),
-        ) {
+        match mknodat(dir, name, kind, Mode::from_bits_truncate(mode), makedev(major_, minor_)) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(err("creating device", Path::new("/dev").join(name))(e)),
         }
@@ -540,13 +474,7 @@ fn make_devices(
             Mode::from_bits_truncate(mode),
             nix::sys::stat::FchmodatFlags::NoFollowSymlink,
         )
-        .or_else(|e| {
-            if e == Errno::EOPNOTSUPP {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
+        .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
         .map_err(err("setting the mode of", name))?;
         fchownat(
             dir,
@@ -571,9 +499,8 @@ fn make_devices(
         let dir = if parent.as_os_str().is_empty() {
             open_in_root(root, Path::new("/dev"), OFlag::O_DIRECTORY)
         } else {
-            mkdir_all_in_root(root, &Path::new("/dev").join(parent), 0o755).and_then(|_| {
-                open_in_root(root, &Path::new("/dev").join(parent), OFlag::O_DIRECTORY)
-            })
+            mkdir_all_in_root(root, &Path::new("/dev").join(parent), 0o755)
+                .and_then(|_| open_in_root(root, &Path::new("/dev").join(parent), OFlag::O_DIRECTORY))
         }
         .map_err(err("creating the directory of", path))?;
         let kind = match d.typ() {
@@ -668,11 +595,7 @@ pub fn finish(
             });
         }
         for path in masked {
-            let target = match open_in_root(
-                root.as_fd(),
-                Path::new(path),
-                OFlag::O_PATH | OFlag::O_NOFOLLOW,
-            ) {
+            let target = match open_in_root(root.as_fd(), Path::new(path), OFlag::O_PATH | OFlag::O_NOFOLLOW) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => continue,
                 Err(e) => return Err(err("opening masked path", path)(e)),
@@ -689,17 +612,12 @@ pub fn finish(
                 )
                 .map_err(err("masking", path))?;
             } else if kind != SFlag::S_IFLNK {
-                mount_on(Some(&fd_path(&null)), &target, None, MsFlags::MS_BIND, None)
-                    .map_err(err("masking", path))?;
+                mount_on(Some(&fd_path(&null)), &target, None, MsFlags::MS_BIND, None).map_err(err("masking", path))?;
             }
         }
     }
     for path in readonly {
-        let target = match open_in_root(
-            root.as_fd(),
-            Path::new(path),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW,
-        ) {
+        let target = match open_in_root(root.as_fd(), Path::new(path), OFlag::O_PATH | OFlag::O_NOFOLLOW) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => continue,
             Err(e) => return Err(err("opening read-only path", path)(e)),
@@ -712,23 +630,15 @@ pub fn finish(
             None,
         )
         .map_err(err("binding read-only path", path))?;
-        let mounted = open_in_root(
-            root.as_fd(),
-            Path::new(path),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW,
-        )
-        .map_err(err("reopening", path))?;
-        let flags = MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_REC
-            | kept_flags(&mounted);
+        let mounted = open_in_root(root.as_fd(), Path::new(path), OFlag::O_PATH | OFlag::O_NOFOLLOW)
+            .map_err(err("reopening", path))?;
+        let flags =
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | kept_flags(&mounted);
         mount_on(None, &mounted, None, flags, None).map_err(err("making read-only", path))?;
     }
     if readonly_root {
         let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept_flags(&root);
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-            .map_err(err("making the root read-only", "/"))?;
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).map_err(err("making the root read-only", "/"))?;
     }
     Ok(())
 }
@@ -761,14 +671,8 @@ pub fn bind_console(slave_path: &Path) -> Result<(), RootfsError> {
             errno: Errno::EPERM,
         });
     }
-    mount_on(
-        Some(&fd_path(&slave)),
-        &console,
-        None,
-        MsFlags::MS_BIND,
-        None,
-    )
-    .map_err(err("binding the console onto", "/dev/console"))
+    mount_on(Some(&fd_path(&slave)), &console, None, MsFlags::MS_BIND, None)
+        .map_err(err("binding the console onto", "/dev/console"))
 }
 
 #[cfg(test)]
@@ -783,15 +687,9 @@ mod tests {
 33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw shared:12 - cgroup cgroup rw,cpu,cpuacct\n\
 34 30 0:30 / /sys/fs/cgroup/memory rw shared:13 - cgroup cgroup rw,memory\n";
         match CgroupFs::from_mountinfo(hybrid) {
-            CgroupFs::V1 {
-                hierarchies,
-                unified,
-            } => {
+            CgroupFs::V1 { hierarchies, unified } => {
                 assert!(unified);
-                let got: Vec<(&str, &str)> = hierarchies
-                    .iter()
-                    .map(|h| (h.name.as_str(), h.data.as_str()))
-                    .collect();
+                let got: Vec<(&str, &str)> = hierarchies.iter().map(|h| (h.name.as_str(), h.data.as_str())).collect();
                 assert_eq!(
                     got,
                     [
@@ -817,9 +715,10 @@ mod tests {
             "nosuid".into(),
         ]);
         assert!(o.bind);
-        assert!(o.flags.contains(
-            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
-        ));
+        assert!(
+            o.flags
+                .contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)
+        );
         assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
         assert_eq!(o.data, ["mode=755"]);
     }

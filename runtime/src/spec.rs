@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 
 /// Docker's 14 default capabilities.
@@ -47,13 +47,7 @@ pub const MASKED_PATHS: [&str; 12] = [
 ];
 
 /// Paths Docker makes read-only.
-pub const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -69,10 +63,7 @@ pub fn masked_paths() -> Vec<String> {
                 n.strip_prefix("cpu")
                     .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
             })
-            .filter(|n| {
-                std::path::Path::new(&format!("/sys/devices/system/cpu/{n}/thermal_throttle"))
-                    .exists()
-            })
+            .filter(|n| std::path::Path::new(&format!("/sys/devices/system/cpu/{n}/thermal_throttle")).exists())
             .collect();
         cpus.sort();
         paths.extend(
@@ -107,33 +98,16 @@ pub fn default_mounts() -> Vec<Mount> {
             "/dev/pts",
             "devpts",
             "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
         ),
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
         mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["ro", "nosuid", "noexec", "nodev"],
         ),
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
         mount(
             "/dev/shm",
             "tmpfs",
@@ -165,13 +139,7 @@ pub fn docker_default(args: &[&str], terminal: bool) -> Spec {
         .expect("capabilities");
     let process = ProcessBuilder::default()
         .terminal(terminal)
-        .user(
-            UserBuilder::default()
-                .uid(0u32)
-                .gid(0u32)
-                .build()
-                .expect("user"),
-        )
+        .user(UserBuilder::default().uid(0u32).gid(0u32).build().expect("user"))
         .args(args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
         .env(vec![DEFAULT_PATH.to_string(), "TERM=xterm".to_string()])
         .cwd("/")
@@ -198,31 +166,19 @@ pub fn docker_default(args: &[&str], terminal: bool) -> Spec {
         LinuxNamespaceType::Cgroup,
     ]
     .into_iter()
-    .map(|t| {
-        LinuxNamespaceBuilder::default()
-            .typ(t)
-            .build()
-            .expect("namespace")
-    })
+    .map(|t| LinuxNamespaceBuilder::default().typ(t).build().expect("namespace"))
     .collect::<Vec<_>>();
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(masked_paths())
-        .readonly_paths(
-            READONLY_PATHS
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>(),
-        )
+        .readonly_paths(READONLY_PATHS.iter().map(|p| p.to_string()).collect::<Vec<_>>())
         .resources(
             LinuxResourcesBuilder::default()
                 .devices(crate::cgroups::docker_default_devices())
                 .build()
                 .expect("resources"),
         )
-        .seccomp(crate::seccomp::docker_default(&to_caps(
-            &DEFAULT_CAPABILITIES,
-        )))
+        .seccomp(crate::seccomp::docker_default(&to_caps(&DEFAULT_CAPABILITIES)))
         .build()
         .expect("linux");
     SpecBuilder::default()

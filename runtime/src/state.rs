@@ -86,10 +86,8 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn new(root: &Path) -> Result<StateDir, RuntimeError> {
-        std::fs::create_dir_all(root).map_err(RuntimeError::io(format!(
-            "creating the state root {}",
-            root.display()
-        )))?;
+        std::fs::create_dir_all(root)
+            .map_err(RuntimeError::io(format!("creating the state root {}", root.display())))?;
         Ok(StateDir {
             root: root.to_path_buf(),
         })
@@ -109,9 +107,7 @@ impl StateDir {
         let dir = self.dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(RuntimeError::AlreadyExists(id.into()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(RuntimeError::AlreadyExists(id.into())),
             Err(e) => Err(RuntimeError::io(format!("creating {}", dir.display()))(e)),
         }
     }
@@ -120,8 +116,7 @@ impl StateDir {
         let dir = self.dir(&saved.id);
         let tmp = dir.join("state.json.tmp");
         let json = serde_json::to_vec_pretty(saved).expect("state serialises");
-        std::fs::write(&tmp, json)
-            .map_err(RuntimeError::io(format!("writing {}", tmp.display())))?;
+        std::fs::write(&tmp, json).map_err(RuntimeError::io(format!("writing {}", tmp.display())))?;
         std::fs::rename(&tmp, dir.join("state.json")).map_err(RuntimeError::io("saving the state"))
     }
 
@@ -135,8 +130,7 @@ impl StateDir {
             }
             Err(e) => return Err(RuntimeError::io(format!("reading {}", path.display()))(e)),
         };
-        serde_json::from_slice(&text)
-            .map_err(|e| RuntimeError::InvalidSpec(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&text).map_err(|e| RuntimeError::InvalidSpec(format!("{}: {e}", path.display())))
     }
 
     pub fn remove(&self, id: &str) -> Result<(), RuntimeError> {

@@ -99,6 +99,9 @@ pub enum RuntimeCommand {
     },
     /// List containers.
     List,
+    /// (internal) Monitor one container for the server: reads its configuration on stdin.
+    #[command(hide = true)]
+    Monitor { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +120,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         threads: u32,
         /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, start, wait and delete of /bin/true with Slipway, crun and runc on one
+    /// busybox bundle, interleaved; medians and ratios.
+    Runtime {
+        /// Measured runs per runtime and bundle.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
         #[arg(long)]
         json: bool,
     },

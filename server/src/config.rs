@@ -36,10 +36,9 @@ impl FileSettings {
                 None => return Ok(Self::default()),
             },
         };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading settings file {}", path.display()))?;
-        let settings: Self = toml::from_str(&text)
-            .with_context(|| format!("in settings file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("reading settings file {}", path.display()))?;
+        let settings: Self = toml::from_str(&text).with_context(|| format!("in settings file {}", path.display()))?;
         // Relative paths in the file are relative to the file, as a reader of it would expect.
         let base = path.parent().unwrap_or(Path::new("."));
         Ok(Self {

@@ -13,9 +13,7 @@ use slipway::course::{Course, lint};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SLIPWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env("SLIPWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -32,9 +30,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             let settings = Settings::resolve(&args, &file);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(slipway::web::serve(settings))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -63,6 +59,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Import(args) => slipway::import::run(&args),
         Command::Runtime(args) => slipway::runtime_cli::run(&args),
+        Command::Bench(BenchCommand::Runtime { runs, warmup, json }) => {
+            let figures = slipway::bench::runtime::run(&slipway::bench::runtime::Options { runs, warmup })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                slipway::bench::runtime::print(&figures);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Site {
             common,
             duration,

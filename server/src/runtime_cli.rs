@@ -20,8 +20,7 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
     } else {
         format!("SIG{upper}")
     };
-    name.parse::<Signal>()
-        .with_context(|| format!("no signal {s}"))
+    name.parse::<Signal>().with_context(|| format!("no signal {s}"))
 }
 
 pub fn run(args: &RuntimeArgs) -> Result<ExitCode> {
@@ -45,9 +44,13 @@ pub fn run(args: &RuntimeArgs) -> Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let RuntimeCommand::Monitor { id } = &args.command {
+        slipway_runtime::monitor::server::run(&args.root, id)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = Runtime::new(&args.root)?;
     match &args.command {
-        RuntimeCommand::Spec { .. } => unreachable!("handled above"),
+        RuntimeCommand::Spec { .. } | RuntimeCommand::Monitor { .. } => unreachable!("handled above"),
         RuntimeCommand::Run { bundle, detach, id } => {
             let code = runtime.run(id, bundle, *detach)?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
@@ -87,13 +90,7 @@ pub fn run(args: &RuntimeArgs) -> Result<ExitCode> {
             for id in runtime.state_dir().list() {
                 if let Ok(saved) = runtime.state_dir().load(&id) {
                     let status = runtime.status(&saved);
-                    println!(
-                        "{:<24} {:>8} {:<10} {}",
-                        id,
-                        saved.pid,
-                        status,
-                        saved.bundle.display()
-                    );
+                    println!("{:<24} {:>8} {:<10} {}", id, saved.pid, status, saved.bundle.display());
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -270,6 +270,24 @@ fn main() {
             let _ = writeln!(out, "allocated {} MiB", hoard.len());
             0
         }
+        "mknod-open" => {
+            // Make a block device node for MAJOR:MINOR and try to open it: CAP_MKNOD allows
+            // the node; the device cgroup must refuse the open.
+            let major: i64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(254);
+            let minor: i64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let p = cstr("/tmp/probe-blk");
+            let dev = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12);
+            let r = unsafe { syscall6(SYS_MKNOD, [p.as_ptr() as i64, 0o060600, dev, 0, 0, 0]) };
+            let _ = if r < 0 {
+                writeln!(out, "mknod {}", result(r))
+            } else {
+                match std::fs::File::open("/tmp/probe-blk") {
+                    Ok(_) => writeln!(out, "mknod ok, open ok"),
+                    Err(e) => writeln!(out, "mknod ok, open errno {}", e.raw_os_error().unwrap_or(0)),
+                }
+            };
+            0
+        }
         "exe-write" => {
             // CVE-2019-5736: try to open other processes' /proc/PID/exe for writing.
             let mut report = Vec::new();

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: find the real `slipway` binary, run it as a server
 //! against a throw-away data directory, and talk to it over HTTP.
 
+pub mod bundle;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,10 +22,7 @@ pub fn slipway_bin() -> PathBuf {
     }
     // target/<profile>/deps/<test> -> target/<profile>/slipway
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let bin = profile_dir.join("slipway");
     assert!(
         bin.is_file(),
@@ -46,16 +45,10 @@ pub fn slipway_bin() -> PathBuf {
 }
 
 fn newest_source_after(time: std::time::SystemTime) -> Option<PathBuf> {
-    let mut stack: Vec<PathBuf> = [
-        "server/src",
-        "runtime/src",
-        "web/templates",
-        "web/static",
-        "migrations",
-    ]
-    .iter()
-    .map(|d| repo().join(d))
-    .collect();
+    let mut stack: Vec<PathBuf> = ["server/src", "runtime/src", "web/templates", "web/static", "migrations"]
+        .iter()
+        .map(|d| repo().join(d))
+        .collect();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -175,10 +168,7 @@ pub fn links(html: &str, prefix: &str) -> Vec<String> {
     let mut rest = html;
     while let Some(i) = rest.find(&needle) {
         let start = i + "href=\"".len();
-        let end = rest[start..]
-            .find('"')
-            .map(|e| start + e)
-            .unwrap_or(rest.len());
+        let end = rest[start..].find('"').map(|e| start + e).unwrap_or(rest.len());
         found.push(rest[start..end].to_string());
         rest = &rest[end..];
     }

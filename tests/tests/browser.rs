@@ -48,9 +48,7 @@ fn watch_errors(tab: &Tab) -> Arc<Mutex<Vec<String>>> {
     let sink = errors.clone();
     tab.add_event_listener(Arc::new(move |event: &Event| {
         let message = match event {
-            Event::RuntimeConsoleAPICalled(e)
-                if e.params.Type == Runtime::ConsoleAPICalledEventTypeOption::Error =>
-            {
+            Event::RuntimeConsoleAPICalled(e) if e.params.Type == Runtime::ConsoleAPICalledEventTypeOption::Error => {
                 let args: Vec<String> = e
                     .params
                     .args
@@ -73,9 +71,9 @@ fn watch_errors(tab: &Tab) -> Arc<Mutex<Vec<String>>> {
                     .as_ref()
                     .and_then(|x| x.description.clone())
             )),
-            Event::LogEntryAdded(e) if e.params.entry.level == Log::LogEntryLevel::Error => Some(
-                format!("log: {} {:?}", e.params.entry.text, e.params.entry.url),
-            ),
+            Event::LogEntryAdded(e) if e.params.entry.level == Log::LogEntryLevel::Error => {
+                Some(format!("log: {} {:?}", e.params.entry.text, e.params.entry.url))
+            }
             _ => None,
         };
         if let Some(m) = message {
@@ -127,16 +125,10 @@ fn index_lesson_copy_run_diagrams_and_theme_in_chromium() {
     assert_no_errors(&errors, "on the index");
 
     // Open a lesson by clicking it.
-    tab.wait_for_element(".lesson-item a")
-        .unwrap()
-        .click()
-        .unwrap();
+    tab.wait_for_element(".lesson-item a").unwrap().click().unwrap();
     tab.wait_for_element("main.lesson").expect("a lesson page");
     wait_until(&tab, "document.querySelector('.code-block.shell') !== null");
-    let lesson_url = eval(&tab, "location.pathname")
-        .as_str()
-        .unwrap()
-        .to_string();
+    let lesson_url = eval(&tab, "location.pathname").as_str().unwrap().to_string();
 
     // Copy: the command, without prompts or output, lands on the clipboard.
     tab.call_method(Cdp::GrantPermissions {
@@ -153,10 +145,7 @@ fn index_lesson_copy_run_diagrams_and_theme_in_chromium() {
         &tab,
         "document.querySelector('.code-block.shell pre').getAttribute('data-command')",
     );
-    let command = command
-        .as_str()
-        .expect("a shell block carries its command")
-        .to_string();
+    let command = command.as_str().expect("a shell block carries its command").to_string();
     assert!(!command.is_empty());
     tab.find_element(".code-block.shell [data-action=copy]")
         .unwrap()
@@ -184,19 +173,13 @@ fn index_lesson_copy_run_diagrams_and_theme_in_chromium() {
     assert_no_errors(&errors, "on a lesson after Copy and Run");
 
     // A lesson with a diagram: mermaid draws it, and draws it again in the dark theme.
-    tab.navigate_to(&format!(
-        "{}/learn/introduction/containers-and-vms",
-        server.url
-    ))
-    .unwrap()
-    .wait_until_navigated()
-    .unwrap();
+    tab.navigate_to(&format!("{}/learn/introduction/containers-and-vms", server.url))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
     wait_until(&tab, "document.querySelector('pre.mermaid svg') !== null");
     tab.find_element("#theme-toggle").unwrap().click().unwrap();
-    wait_until(
-        &tab,
-        "document.documentElement.getAttribute('data-theme') === 'dark'",
-    );
+    wait_until(&tab, "document.documentElement.getAttribute('data-theme') === 'dark'");
     wait_until(&tab, "document.querySelector('pre.mermaid svg') !== null");
     let background = eval(&tab, "getComputedStyle(document.body).backgroundColor");
     assert_ne!(
@@ -215,10 +198,7 @@ fn index_lesson_copy_run_diagrams_and_theme_in_chromium() {
     })
     .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    wait_until(
-        &tab,
-        "document.documentElement.scrollWidth <= window.innerWidth + 1",
-    );
+    wait_until(&tab, "document.documentElement.scrollWidth <= window.innerWidth + 1");
 
     // The first visit recorded the lesson as opened.
     tab.navigate_to(&format!("{}/", server.url))

@@ -8,9 +8,7 @@ use slipway_e2e::{Server, course_notes, run};
 
 fn notes() -> Option<Vec<PathBuf>> {
     let Some(dir) = course_notes() else {
-        eprintln!(
-            "SKIPPED: no course notes at ../shared/course-notes (set SLIPWAY_COURSE_NOTES to run this test)"
-        );
+        eprintln!("SKIPPED: no course notes at ../shared/course-notes (set SLIPWAY_COURSE_NOTES to run this test)");
         return None;
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -19,12 +17,7 @@ fn notes() -> Option<Vec<PathBuf>> {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    assert_eq!(
-        files.len(),
-        5,
-        "the five sets of notes in {}",
-        dir.display()
-    );
+    assert_eq!(files.len(), 5, "the five sets of notes in {}", dir.display());
     Some(files)
 }
 
@@ -61,34 +54,18 @@ fn every_set_of_notes_imports_cleanly() {
     let Some(files) = notes() else { return };
     let out = tempfile::tempdir().unwrap();
     for file in &files {
-        let name = file
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .replace('_', "-");
+        let name = file.file_stem().unwrap().to_string_lossy().replace('_', "-");
         let module = out.path().join(format!("m-{name}"));
-        let (code, stdout, stderr) = run(&[
-            "import",
-            file.to_str().unwrap(),
-            "--out",
-            module.to_str().unwrap(),
-        ]);
+        let (code, stdout, stderr) = run(&["import", file.to_str().unwrap(), "--out", module.to_str().unwrap()]);
         assert_eq!(code, 0, "{}: {stderr}", file.display());
-        assert!(
-            stdout.contains("wrote "),
-            "the importer reports what it did:\n{stdout}"
-        );
+        assert!(stdout.contains("wrote "), "the importer reports what it did:\n{stdout}");
 
         // No mojibake remains.
         for entry in std::fs::read_dir(&module).unwrap() {
             let p = entry.unwrap().path();
             let text = std::fs::read_to_string(&p).unwrap();
             let left = mojibake::suspicious(&text);
-            assert!(
-                left.is_empty(),
-                "{} still holds mojibake: {left:?}",
-                p.display()
-            );
+            assert!(left.is_empty(), "{} still holds mojibake: {left:?}", p.display());
             for marker in ["â€", "Ã¼", "ðŸ", "â”"] {
                 assert!(!text.contains(marker), "{} holds {marker}", p.display());
             }
@@ -103,10 +80,7 @@ fn every_set_of_notes_imports_cleanly() {
                 Some(i) => {
                     output.remove(i);
                 }
-                None => panic!(
-                    "{}: this code block is not in the output:\n{want}",
-                    file.display()
-                ),
+                None => panic!("{}: this code block is not in the output:\n{want}", file.display()),
             }
         }
     }
@@ -133,10 +107,7 @@ fn every_set_of_notes_imports_cleanly() {
     let server = Server::start(out.path());
     let client = server.client();
     for lesson in &lessons {
-        let r = client
-            .get(format!("{}{}", server.url, lesson.url()))
-            .send()
-            .unwrap();
+        let r = client.get(format!("{}{}", server.url, lesson.url())).send().unwrap();
         assert_eq!(r.status().as_u16(), 200, "{}", lesson.url());
     }
 }
@@ -160,10 +131,7 @@ fn the_notes_specific_repairs_happen() {
         "--out",
         dir.path().join("a").to_str().unwrap(),
     ]);
-    assert!(
-        out.contains("repaired") && out.contains("\"â€™\" -> \"’\""),
-        "{out}"
-    );
+    assert!(out.contains("repaired") && out.contains("\"â€™\" -> \"’\""), "{out}");
     let all: String = std::fs::read_dir(dir.path().join("a"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
@@ -178,10 +146,7 @@ fn the_notes_specific_repairs_happen() {
         dir.path().join("b").to_str().unwrap(),
     ]);
     assert!(out.contains("3 mermaid diagrams kept"), "{out}");
-    assert!(
-        out.contains("indented code blocks as fenced blocks"),
-        "{out}"
-    );
+    assert!(out.contains("indented code blocks as fenced blocks"), "{out}");
 
     // 004: fences indented by four spaces are fences again; headings move up two levels.
     let (_, out, _) = run(&[
@@ -190,10 +155,7 @@ fn the_notes_specific_repairs_happen() {
         "--out",
         dir.path().join("c").to_str().unwrap(),
     ]);
-    assert!(
-        out.contains("restored") && out.contains("code fences"),
-        "{out}"
-    );
+    assert!(out.contains("restored") && out.contains("code fences"), "{out}");
     let lesson6 = std::fs::read_dir(dir.path().join("c"))
         .unwrap()
         .map(|e| e.unwrap().path())

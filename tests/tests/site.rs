@@ -21,10 +21,7 @@ fn post(client: &reqwest::blocking::Client, url: &str, form: &[(&str, &str)]) ->
 fn index_links_every_lesson_and_shell_blocks_have_run_and_copy() {
     let lessons = repo().join("lessons");
     let course = Course::load(&lessons);
-    assert!(
-        course.lessons().count() >= 4,
-        "the course has its first module"
-    );
+    assert!(course.lessons().count() >= 4, "the course has its first module");
     let server = Server::start(&lessons);
     let client = server.client();
 
@@ -32,11 +29,7 @@ fn index_links_every_lesson_and_shell_blocks_have_run_and_copy() {
     assert_eq!(status, 200);
     let linked = links(&index, "/learn/");
     for lesson in course.lessons() {
-        assert!(
-            linked.contains(&lesson.url()),
-            "index does not link {}",
-            lesson.url()
-        );
+        assert!(linked.contains(&lesson.url()), "index does not link {}", lesson.url());
     }
 
     let mut shell_pages = 0;
@@ -44,10 +37,7 @@ fn index_links_every_lesson_and_shell_blocks_have_run_and_copy() {
         let (status, page) = get(&client, &format!("{}{}", server.url, lesson.url()));
         assert_eq!(status, 200, "{}", lesson.url());
         assert!(
-            page.contains(&format!(
-                "<h1>{}</h1>",
-                lesson.title.replace('\'', "&#x27;")
-            )) || page.contains("<h1>"),
+            page.contains(&format!("<h1>{}</h1>", lesson.title.replace('\'', "&#x27;"))) || page.contains("<h1>"),
             "{}",
             lesson.url()
         );
@@ -78,10 +68,7 @@ fn index_links_every_lesson_and_shell_blocks_have_run_and_copy() {
         &format!("{}{}", server.url, course.lessons().next().unwrap().url()),
     );
     for asset in links(&page, "/static/").into_iter().chain(src_links(&page)) {
-        let r = client
-            .get(format!("{}{}", server.url, asset))
-            .send()
-            .unwrap();
+        let r = client.get(format!("{}{}", server.url, asset)).send().unwrap();
         assert_eq!(r.status().as_u16(), 200, "{asset}");
         if asset.contains("?v=") {
             let cache = r.headers()["cache-control"].to_str().unwrap().to_string();
@@ -102,19 +89,14 @@ fn src_links(html: &str) -> Vec<String> {
 #[test]
 fn pages_are_compressed_for_browsers_that_ask() {
     let server = Server::start(&repo().join("lessons"));
-    let raw = reqwest::blocking::Client::builder()
-        .no_gzip()
-        .build()
-        .unwrap();
+    let raw = reqwest::blocking::Client::builder().no_gzip().build().unwrap();
     let r = raw
         .get(format!("{}/", server.url))
         .header("accept-encoding", "gzip")
         .send()
         .unwrap();
     assert_eq!(
-        r.headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap()),
+        r.headers().get("content-encoding").map(|v| v.to_str().unwrap()),
         Some("gzip")
     );
     let r = raw
@@ -123,9 +105,7 @@ fn pages_are_compressed_for_browsers_that_ask() {
         .send()
         .unwrap();
     assert_eq!(
-        r.headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap()),
+        r.headers().get("content-encoding").map(|v| v.to_str().unwrap()),
         Some("gzip")
     );
     assert_eq!(
@@ -161,10 +141,7 @@ fn a_broken_lesson_leaves_the_server_running() {
 
     let (status, index) = get(&client, &format!("{}/", server.url));
     assert_eq!(status, 200);
-    assert!(
-        index.contains("/learn/basics/broken"),
-        "the broken lesson is listed"
-    );
+    assert!(index.contains("/learn/basics/broken"), "the broken lesson is listed");
     assert!(index.contains("needs fixing"));
     let (status, page) = get(&client, &format!("{}/learn/basics/broken", server.url));
     assert_eq!(status, 500);
@@ -172,10 +149,7 @@ fn a_broken_lesson_leaves_the_server_running() {
         page.contains("01-basics/02-broken.md:2"),
         "the error page names file and line:\n{page}"
     );
-    assert_eq!(
-        get(&client, &format!("{}/learn/basics/good", server.url)).0,
-        200
-    );
+    assert_eq!(get(&client, &format!("{}/learn/basics/good", server.url)).0, 200);
     assert!(
         server.log().contains("02-broken.md:2"),
         "the problem is logged:\n{}",
@@ -232,19 +206,12 @@ fn progress_survives_into_an_account_and_another_browser() {
     );
     assert_eq!(status, 200);
     let (_, index) = get(&browser, &format!("{}/", server.url));
-    assert!(
-        index.contains("1 of "),
-        "progress shows on the index:\n{index}"
-    );
+    assert!(index.contains("1 of "), "progress shows on the index:\n{index}");
     assert!(index.contains("lesson-item done"));
 
     // An account keeps it.
     let credentials = [("username", "grace"), ("password", "a long password")];
-    let (status, page) = post(
-        &browser,
-        &format!("{}/account/signup", server.url),
-        &credentials,
-    );
+    let (status, page) = post(&browser, &format!("{}/account/signup", server.url), &credentials);
     assert_eq!(status, 200);
     assert!(page.contains("Signed in as grace"));
 
@@ -252,12 +219,7 @@ fn progress_survives_into_an_account_and_another_browser() {
     let laptop = server.client();
     let login = format!("{}/account/login", server.url);
     assert_eq!(
-        post(
-            &laptop,
-            &login,
-            &[("username", "grace"), ("password", "wrong")]
-        )
-        .0,
+        post(&laptop, &login, &[("username", "grace"), ("password", "wrong")]).0,
         401
     );
     let (status, index) = post(&laptop, &login, &credentials);
@@ -270,20 +232,14 @@ fn progress_survives_into_an_account_and_another_browser() {
     assert!(db.is_file());
 
     // Signing out starts afresh.
-    let r = laptop
-        .post(format!("{}/account/logout", server.url))
-        .send()
-        .unwrap();
+    let r = laptop.post(format!("{}/account/logout", server.url)).send().unwrap();
     assert!(r.text().unwrap().contains("0 of "));
 
     // A forged cookie is not an identity.
     let forged = reqwest::blocking::Client::new();
     let r = forged
         .get(format!("{}/", server.url))
-        .header(
-            "cookie",
-            "slipway_learner=00000000-0000-4000-8000-000000000000",
-        )
+        .header("cookie", "slipway_learner=00000000-0000-4000-8000-000000000000")
         .send()
         .unwrap();
     assert!(
@@ -325,15 +281,11 @@ fn settings_come_from_flags_environment_and_file() {
         .unwrap();
     let info = data.join("server.json");
     wait_for(|| info.is_file());
-    let url = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&info).unwrap())
-        .unwrap()["url"]
+    let url = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&info).unwrap()).unwrap()["url"]
         .as_str()
         .unwrap()
         .to_string();
-    let index = reqwest::blocking::get(format!("{url}/"))
-        .unwrap()
-        .text()
-        .unwrap();
+    let index = reqwest::blocking::get(format!("{url}/")).unwrap().text().unwrap();
     assert!(
         index.contains("/learn/introduction/"),
         "lessons came from SLIPWAY_LESSONS"
@@ -344,12 +296,7 @@ fn settings_come_from_flags_environment_and_file() {
 
 #[test]
 fn lint_names_file_and_line_and_fails() {
-    let (code, out, _) = run(&[
-        "lessons",
-        "lint",
-        "--lessons",
-        repo().join("lessons").to_str().unwrap(),
-    ]);
+    let (code, out, _) = run(&["lessons", "lint", "--lessons", repo().join("lessons").to_str().unwrap()]);
     assert_eq!(code, 0, "the course's own lessons lint clean:\n{out}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -360,11 +307,7 @@ fn lint_names_file_and_line_and_fails() {
         "01-m/01-a.md",
         "---\ntitle: A\nsumary: typo\n---\n\nSee [b](02-b.md) and [c](03-none.md).\n\n<script>alert(1)</script>\n",
     );
-    write(
-        root,
-        "01-m/02-b.md",
-        "---\ntitle: B\nsummary: fine\n---\nok\n",
-    );
+    write(root, "01-m/02-b.md", "---\ntitle: B\nsummary: fine\n---\nok\n");
     let (code, out, _) = run(&["lessons", "lint", "--lessons", root.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(

@@ -215,11 +215,7 @@ unsafe fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long>
             std::mem::size_of::<T>() as libc::c_uint,
         )
     };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
 }
 
 fn bpf_err(cgroup: &str, op: &'static str, source: io::Error, log: String) -> CgroupError {
@@ -298,8 +294,7 @@ fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
 /// Makes `state` the device policy of the cgroup at `dir`: loads and attaches the new program
 /// (unless the state allows everything), then detaches the programs that were attached before.
 pub(crate) fn install(cgroup: &str, dir: &Path, state: &DeviceState) -> Result<(), CgroupError> {
-    let dir_file =
-        std::fs::File::open(dir).map_err(|e| super::fsio::io_err(cgroup, "open", dir, e))?;
+    let dir_file = std::fs::File::open(dir).map_err(|e| super::fsio::io_err(cgroup, "open", dir, e))?;
     let dir_fd = dir_file.as_raw_fd();
     let old = query(cgroup, dir_fd)?;
     let allow_everything = state.default_allow && state.exceptions.is_empty();
@@ -313,8 +308,7 @@ pub(crate) fn install(cgroup: &str, dir: &Path, state: &DeviceState) -> Result<(
             ..Default::default()
         };
         // SAFETY: plain attribute struct; both fds are open.
-        unsafe { sys_bpf(BPF_PROG_ATTACH, &mut attr) }
-            .map_err(|e| bpf_err(cgroup, "prog attach", e, String::new()))?;
+        unsafe { sys_bpf(BPF_PROG_ATTACH, &mut attr) }.map_err(|e| bpf_err(cgroup, "prog attach", e, String::new()))?;
         // The attachment holds its own reference; `prog` may be closed now.
     }
     for id in old {
@@ -391,13 +385,7 @@ mod unit {
         }
     }
 
-    fn rule(
-        allow: bool,
-        t: LinuxDeviceType,
-        maj: Option<i64>,
-        min: Option<i64>,
-        acc: &str,
-    ) -> LinuxDeviceCgroup {
+    fn rule(allow: bool, t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>, acc: &str) -> LinuxDeviceCgroup {
         let mut r = LinuxDeviceCgroup::default();
         r.set_allow(allow)
             .set_typ(Some(t))
@@ -424,11 +412,7 @@ mod unit {
                 let want = state.allows(kind, maj, min, access);
                 let t = kind.bpf_type().unwrap();
                 let got = run(&prog, (access << 16) | t, maj, min);
-                assert_eq!(
-                    got == 1,
-                    want,
-                    "{kind:?} {maj}:{min} access {access} in {state:?}"
-                );
+                assert_eq!(got == 1, want, "{kind:?} {maj}:{min} access {access} in {state:?}");
             }
         }
     }

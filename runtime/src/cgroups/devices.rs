@@ -194,10 +194,7 @@ impl DeviceState {
     /// tested against.)
     #[cfg(test)]
     pub(crate) fn allows(&self, kind: DevKind, major: u32, minor: u32, access: u32) -> bool {
-        let mut matching = self
-            .exceptions
-            .iter()
-            .filter(|e| e.matches(kind, major, minor));
+        let mut matching = self.exceptions.iter().filter(|e| e.matches(kind, major, minor));
         if self.default_allow {
             !matching.any(|e| e.access & access != 0)
         } else {

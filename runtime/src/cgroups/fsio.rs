@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::CgroupError;
 
-pub(crate) fn io_err(
-    cgroup: &str,
-    op: impl Into<String>,
-    file: &Path,
-    e: io::Error,
-) -> CgroupError {
+pub(crate) fn io_err(cgroup: &str, op: impl Into<String>, file: &Path, e: io::Error) -> CgroupError {
     CgroupError::Io {
         cgroup: cgroup.to_string(),
         op: op.into(),
@@ -29,9 +24,7 @@ pub(crate) fn write(cgroup: &str, file: &Path, value: &str) -> Result<(), Cgroup
         .write(true)
         .open(file)
         .map_err(|e| io_err(cgroup, op(), file, e))?;
-    let n = f
-        .write(value.as_bytes())
-        .map_err(|e| io_err(cgroup, op(), file, e))?;
+    let n = f.write(value.as_bytes()).map_err(|e| io_err(cgroup, op(), file, e))?;
     if n != value.len() {
         return Err(io_err(
             cgroup,
@@ -106,10 +99,7 @@ pub(crate) fn parse_keyed(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-pub(crate) fn read_keyed_opt(
-    cgroup: &str,
-    file: &Path,
-) -> Result<Option<BTreeMap<String, u64>>, CgroupError> {
+pub(crate) fn read_keyed_opt(cgroup: &str, file: &Path) -> Result<Option<BTreeMap<String, u64>>, CgroupError> {
     Ok(read_opt(cgroup, file)?.map(|t| parse_keyed(&t)))
 }
 
@@ -199,10 +189,7 @@ mod unit {
     fn cgroups_fsio_parse_limits_and_keyed() {
         let f = Path::new("x");
         assert_eq!(parse_limit("c", f, "max\n").unwrap(), u64::MAX);
-        assert_eq!(
-            parse_limit("c", f, "9223372036854771712\n").unwrap(),
-            u64::MAX
-        );
+        assert_eq!(parse_limit("c", f, "9223372036854771712\n").unwrap(), u64::MAX);
         assert_eq!(parse_limit("c", f, "16777216\n").unwrap(), 16 << 20);
         assert!(parse_limit("c", f, "lots").is_err());
         let m = parse_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");

@@ -120,9 +120,7 @@ impl CgroupError {
     /// below the current usage on v1).
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            CgroupError::Io { source, .. } | CgroupError::Bpf { source, .. } => {
-                source.raw_os_error()
-            }
+            CgroupError::Io { source, .. } | CgroupError::Bpf { source, .. } => source.raw_os_error(),
             CgroupError::Mountinfo { source, .. } => source.raw_os_error(),
             _ => None,
         }
@@ -147,8 +145,7 @@ impl Hierarchy {
     /// Reads `/proc/self/mountinfo`.
     pub fn detect() -> Result<Hierarchy, CgroupError> {
         let file = PathBuf::from("/proc/self/mountinfo");
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| CgroupError::Mountinfo { file, source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| CgroupError::Mountinfo { file, source })?;
         Hierarchy::from_mountinfo(&text)
     }
 
@@ -175,11 +172,7 @@ impl Hierarchy {
     /// as `name=systemd` left out); v2, the root's `cgroup.controllers`.
     pub fn controllers(&self) -> Result<BTreeSet<String>, CgroupError> {
         match self {
-            Hierarchy::V1 { mounts, .. } => Ok(mounts
-                .keys()
-                .filter(|k| !k.starts_with("name="))
-                .cloned()
-                .collect()),
+            Hierarchy::V1 { mounts, .. } => Ok(mounts.keys().filter(|k| !k.starts_with("name=")).cloned().collect()),
             Hierarchy::V2 { root } => {
                 let file = root.join("cgroup.controllers");
                 let text = fsio::read("", &file)?;
@@ -211,9 +204,7 @@ impl Cgroup {
     pub fn new(hierarchy: &Hierarchy, path: &str) -> Result<Cgroup, CgroupError> {
         let path = validate_path(path)?;
         let imp = match hierarchy {
-            Hierarchy::V1 { mounts, unified } => {
-                Imp::V1(v1::V1::new(&path, mounts, unified.as_deref()))
-            }
+            Hierarchy::V1 { mounts, unified } => Imp::V1(v1::V1::new(&path, mounts, unified.as_deref())),
             Hierarchy::V2 { root } => Imp::V2(v2::V2::new(&path, root)),
         };
         Ok(Cgroup { path, imp })

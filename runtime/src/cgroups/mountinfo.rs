@@ -105,13 +105,8 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
             if let Ok(byte) = u8::try_from(v) {
                 out.push(byte);
                 i += 4;
@@ -180,10 +175,7 @@ mod unit {
         let Hierarchy::V1 { mounts, unified } = h else {
             panic!("expected v1: {h:?}")
         };
-        assert_eq!(
-            unified.as_deref(),
-            Some(Path::new("/sys/fs/cgroup/unified"))
-        );
+        assert_eq!(unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
         assert_eq!(mounts["memory"], Path::new("/sys/fs/cgroup/memory"));
         assert_eq!(mounts["cpu"], Path::new("/sys/fs/cgroup/cpu"));
         assert_eq!(mounts["cpuacct"], Path::new("/sys/fs/cgroup/cpuacct"));
@@ -214,10 +206,7 @@ mod unit {
         let cc = Path::new("/sys/fs/cgroup/cpu,cpuacct");
         assert_eq!(mounts["cpu"], cc);
         assert_eq!(mounts["cpuacct"], cc);
-        assert_eq!(
-            mounts["net_prio"],
-            Path::new("/sys/fs/cgroup/net_cls,net_prio")
-        );
+        assert_eq!(mounts["net_prio"], Path::new("/sys/fs/cgroup/net_cls,net_prio"));
         assert_eq!(mounts["name=systemd"], Path::new("/sys/fs/cgroup/systemd"));
         // The host mount of memory comes first and is kept over a container's bind.
         assert_eq!(mounts["memory"], Path::new("/sys/fs/cgroup/memory"));

@@ -26,21 +26,11 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// A write that needs its controller.
-    pub fn must(
-        &mut self,
-        controller: &'static str,
-        file: impl Into<String>,
-        value: impl ToString,
-    ) {
+    pub fn must(&mut self, controller: &'static str, file: impl Into<String>, value: impl ToString) {
         self.push(controller, file.into(), value.to_string(), true, false);
     }
     /// A write that only lifts a limit: skipped if the controller is absent.
-    pub fn lift(
-        &mut self,
-        controller: &'static str,
-        file: impl Into<String>,
-        value: impl ToString,
-    ) {
+    pub fn lift(&mut self, controller: &'static str, file: impl Into<String>, value: impl ToString) {
         self.push(controller, file.into(), value.to_string(), false, false);
     }
     /// A write to a file the kernel may not have.
@@ -51,22 +41,9 @@ impl Plan {
         value: impl ToString,
         restricting: bool,
     ) {
-        self.push(
-            controller,
-            file.into(),
-            value.to_string(),
-            restricting,
-            true,
-        );
+        self.push(controller, file.into(), value.to_string(), restricting, true);
     }
-    fn push(
-        &mut self,
-        controller: &'static str,
-        file: String,
-        value: String,
-        restricting: bool,
-        optional: bool,
-    ) {
+    fn push(&mut self, controller: &'static str, file: String, value: String, restricting: bool, optional: bool) {
         self.writes.push(Write {
             controller,
             file,
@@ -78,11 +55,7 @@ impl Plan {
 
     /// Fails with `ControllerNotAvailable` for the first restricting write whose controller
     /// `dir_of` cannot place, before anything is written.
-    pub fn check(
-        &self,
-        cgroup: &str,
-        dir_of: &dyn Fn(&str) -> Option<PathBuf>,
-    ) -> Result<(), CgroupError> {
+    pub fn check(&self, cgroup: &str, dir_of: &dyn Fn(&str) -> Option<PathBuf>) -> Result<(), CgroupError> {
         for w in &self.writes {
             if w.restricting && dir_of(w.controller).is_none() {
                 return Err(CgroupError::ControllerNotAvailable {
@@ -94,11 +67,7 @@ impl Plan {
         Ok(())
     }
 
-    pub fn execute(
-        &self,
-        cgroup: &str,
-        dir_of: &dyn Fn(&str) -> Option<PathBuf>,
-    ) -> Result<(), CgroupError> {
+    pub fn execute(&self, cgroup: &str, dir_of: &dyn Fn(&str) -> Option<PathBuf>) -> Result<(), CgroupError> {
         for w in &self.writes {
             let Some(dir) = dir_of(w.controller) else {
                 continue;
@@ -134,16 +103,10 @@ pub(crate) fn warn_ignored(cgroup: &str, r: &LinuxResources, v2: bool) {
             tracing::warn!(cgroup, "kernel memory limits are deprecated; ignored");
         }
         if v2 && m.kernel_tcp().is_some_and(|k| k != 0) {
-            tracing::warn!(
-                cgroup,
-                "kernel TCP memory limits do not exist on cgroup v2; ignored"
-            );
+            tracing::warn!(cgroup, "kernel TCP memory limits do not exist on cgroup v2; ignored");
         }
         if v2 && m.swappiness().is_some() {
-            tracing::warn!(
-                cgroup,
-                "memory swappiness does not exist on cgroup v2; ignored"
-            );
+            tracing::warn!(cgroup, "memory swappiness does not exist on cgroup v2; ignored");
         }
     }
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
@@ -157,20 +120,13 @@ pub(crate) fn warn_ignored(cgroup: &str, r: &LinuxResources, v2: bool) {
             .as_ref()
             .is_some_and(|c| c.realtime_runtime().is_some() || c.realtime_period().is_some())
     {
-        tracing::warn!(
-            cgroup,
-            "realtime cpu scheduling is not available on cgroup v2; ignored"
-        );
+        tracing::warn!(cgroup, "realtime cpu scheduling is not available on cgroup v2; ignored");
     }
 }
 
 /// The v2 value of `memory.swap.max` from OCI's memory+swap total (runc's conversion):
 /// `None` when nothing is to be written.
-pub(crate) fn v2_swap(
-    cgroup: &str,
-    limit: Option<i64>,
-    swap: Option<i64>,
-) -> Result<Option<String>, CgroupError> {
+pub(crate) fn v2_swap(cgroup: &str, limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>, CgroupError> {
     let swap = match swap {
         None | Some(0) => return Ok(None),
         Some(s) => s,
@@ -211,14 +167,8 @@ mod unit {
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(blkio_to_io_weight(500), 4950);
-        assert_eq!(
-            v2_swap("c", Some(100), Some(300)).unwrap().as_deref(),
-            Some("200")
-        );
-        assert_eq!(
-            v2_swap("c", Some(100), Some(-1)).unwrap().as_deref(),
-            Some("max")
-        );
+        assert_eq!(v2_swap("c", Some(100), Some(300)).unwrap().as_deref(), Some("200"));
+        assert_eq!(v2_swap("c", Some(100), Some(-1)).unwrap().as_deref(), Some("max"));
         assert_eq!(v2_swap("c", Some(100), None).unwrap(), None);
         assert!(v2_swap("c", None, Some(300)).is_err());
         assert!(v2_swap("c", Some(400), Some(300)).is_err());

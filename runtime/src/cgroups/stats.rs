@@ -89,11 +89,7 @@ fn u64_in(cg: &str, dir: &Option<PathBuf>, file: &str) -> Result<Option<u64>, Cg
     }
 }
 
-fn keyed_in(
-    cg: &str,
-    dir: &Option<PathBuf>,
-    file: &str,
-) -> Result<Option<BTreeMap<String, u64>>, CgroupError> {
+fn keyed_in(cg: &str, dir: &Option<PathBuf>, file: &str) -> Result<Option<BTreeMap<String, u64>>, CgroupError> {
     match in_dir(dir, file) {
         Some(f) => fsio::read_keyed_opt(cg, &f),
         None => Ok(None),
@@ -144,10 +140,7 @@ pub(crate) fn collect_v1(cg: &str, d: &V1Dirs) -> Result<Stats, CgroupError> {
     m.max_usage = u64_in(cg, &d.memory, "memory.max_usage_in_bytes")?;
     m.failcnt = u64_in(cg, &d.memory, "memory.failcnt")?;
     if let Some(stat) = keyed_in(cg, &d.memory, "memory.stat")? {
-        m.cache = stat
-            .get("total_cache")
-            .or_else(|| stat.get("cache"))
-            .copied();
+        m.cache = stat.get("total_cache").or_else(|| stat.get("cache")).copied();
         m.rss = stat.get("total_rss").or_else(|| stat.get("rss")).copied();
         m.stat = stat;
     }
@@ -157,11 +150,7 @@ pub(crate) fn collect_v1(cg: &str, d: &V1Dirs) -> Result<Stats, CgroupError> {
         m.swap = Some(sw.saturating_sub(u));
     }
     if let (Some(sw), Some(l)) = (memsw_limit, m.limit) {
-        m.swap_limit = Some(if sw == u64::MAX {
-            u64::MAX
-        } else {
-            sw.saturating_sub(l)
-        });
+        m.swap_limit = Some(if sw == u64::MAX { u64::MAX } else { sw.saturating_sub(l) });
     }
     if let Some(oc) = keyed_in(cg, &d.memory, "memory.oom_control")? {
         m.oom_kills = Some(oc.get("oom_kill").copied().unwrap_or(0));
@@ -278,20 +267,16 @@ mod unit {
     fn cgroups_stats_v2_from_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        std::fs::write(
-            p.join("cpu.stat"),
-            "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
-        )
-        .unwrap();
+        std::fs::write(p.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n").unwrap();
         std::fs::write(p.join("memory.current"), "4096\n").unwrap();
         std::fs::write(p.join("memory.max"), "max\n").unwrap();
         std::fs::write(p.join("memory.stat"), "anon 1024\nfile 2048\n").unwrap();
+        std::fs::write(p.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         std::fs::write(
-            p.join("memory.events"),
-            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+            p.join("io.stat"),
+            "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n254:0 rbytes=5 wbytes=0 rios=1 wios=0\n",
         )
         .unwrap();
-        std::fs::write(p.join("io.stat"), "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n254:0 rbytes=5 wbytes=0 rios=1 wios=0\n").unwrap();
         let s = collect_v2("t", p).unwrap();
         assert_eq!(s.cpu.usage_ns, Some(1_500_000));
         assert_eq!(s.cpu.nr_periods, None);

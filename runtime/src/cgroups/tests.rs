@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
-use oci_spec::runtime::{
-    LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxPids, LinuxResources,
-};
+use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxPids, LinuxResources};
 
 use super::*;
 
@@ -46,9 +44,7 @@ fn v2_host() -> Option<Hierarchy> {
         return None;
     }
     match Hierarchy::detect().expect("detect") {
-        Hierarchy::V1 {
-            unified: Some(u), ..
-        } => Some(Hierarchy::v2_at(u)),
+        Hierarchy::V1 { unified: Some(u), .. } => Some(Hierarchy::v2_at(u)),
         Hierarchy::V1 { unified: None, .. } => {
             eprintln!("skipped: no cgroup2 mount");
             None
@@ -100,10 +96,7 @@ impl Drop for Guard {
 fn reap(pid: i32, within: Duration) -> Option<WaitStatus> {
     let start = Instant::now();
     loop {
-        match waitpid(
-            Pid::from_raw(pid),
-            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
-        ) {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(st) => return Some(st),
             Err(_) => return None, // not our child, or already reaped
@@ -149,8 +142,7 @@ fn spawn<F: FnOnce(Ctx) -> i32>(body: F) -> Child {
         ForkResult::Child => {
             let mut b = 0u8;
             // SAFETY: read(2) into a valid one-byte buffer.
-            let n =
-                unsafe { libc::read(go_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1) };
+            let n = unsafe { libc::read(go_r.as_raw_fd(), &mut b as *mut u8 as *mut libc::c_void, 1) };
             let code = if n == 1 {
                 body(Ctx {
                     done_w: done_w.as_raw_fd(),
@@ -229,10 +221,7 @@ fn touch(bytes: usize) -> bool {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -386,9 +375,7 @@ fn resources() -> LinuxResources {
 
 fn memory(limit: i64, swap: Option<i64>, reservation: Option<i64>) -> LinuxResources {
     let mut m = LinuxMemory::default();
-    m.set_limit(Some(limit))
-        .set_swap(swap)
-        .set_reservation(reservation);
+    m.set_limit(Some(limit)).set_swap(swap).set_reservation(reservation);
     let mut r = resources();
     r.set_memory(Some(m));
     r
@@ -493,19 +480,10 @@ fn cgroups_v1_create_apply_procs_stats_destroy() {
     cg.apply(&r).unwrap();
 
     let mem = cg.dir("memory").unwrap();
-    assert_eq!(
-        read(mem.join("memory.limit_in_bytes")),
-        (64u64 << 20).to_string()
-    );
-    assert_eq!(
-        read(mem.join("memory.soft_limit_in_bytes")),
-        (32u64 << 20).to_string()
-    );
+    assert_eq!(read(mem.join("memory.limit_in_bytes")), (64u64 << 20).to_string());
+    assert_eq!(read(mem.join("memory.soft_limit_in_bytes")), (32u64 << 20).to_string());
     if mem.join("memory.memsw.limit_in_bytes").exists() {
-        assert_eq!(
-            read(mem.join("memory.memsw.limit_in_bytes")),
-            (64u64 << 20).to_string()
-        );
+        assert_eq!(read(mem.join("memory.memsw.limit_in_bytes")), (64u64 << 20).to_string());
     }
     assert_eq!(read(cg.dir("pids").unwrap().join("pids.max")), "32");
     let cpud = cg.dir("cpu").unwrap();
@@ -516,15 +494,9 @@ fn cgroups_v1_create_apply_procs_stats_destroy() {
 
     // Raising the limit later must order memsw and limit writes correctly.
     cg.apply(&memory(128 << 20, Some(256 << 20), None)).unwrap();
-    assert_eq!(
-        read(mem.join("memory.limit_in_bytes")),
-        (128u64 << 20).to_string()
-    );
+    assert_eq!(read(mem.join("memory.limit_in_bytes")), (128u64 << 20).to_string());
     cg.apply(&memory(48 << 20, Some(48 << 20), None)).unwrap();
-    assert_eq!(
-        read(mem.join("memory.limit_in_bytes")),
-        (48u64 << 20).to_string()
-    );
+    assert_eq!(read(mem.join("memory.limit_in_bytes")), (48u64 << 20).to_string());
 
     let mut child = spawn(|ctx| {
         if !touch(8 << 20) {
@@ -554,10 +526,7 @@ fn cgroups_v1_create_apply_procs_stats_destroy() {
     assert!(s.cpu.usage_ns.unwrap() >= 50_000_000, "{:?}", s.cpu);
     assert!(s.cpu.user_ns.unwrap() > 0);
     assert!(s.cpu.per_cpu_ns.as_ref().is_some_and(|v| !v.is_empty()));
-    assert!(
-        s.cpu.nr_periods.unwrap() > 0,
-        "quota set, so CFS periods elapse"
-    );
+    assert!(s.cpu.nr_periods.unwrap() > 0, "quota set, so CFS periods elapse");
     assert!(s.memory.usage.unwrap() >= 8 << 20, "{:?}", s.memory);
     assert!(s.memory.rss.unwrap() >= 8 << 20, "{:?}", s.memory);
     assert_eq!(s.memory.limit, Some(48 << 20));
@@ -611,17 +580,11 @@ fn cgroups_v1_freeze_thaw() {
     std::thread::sleep(Duration::from_millis(300));
     let b = counter.load(Ordering::Relaxed);
     assert_eq!(a, b, "a frozen child must not run");
-    assert_eq!(
-        read(cg.dir("freezer").unwrap().join("freezer.state")),
-        "FROZEN"
-    );
+    assert_eq!(read(cg.dir("freezer").unwrap().join("freezer.state")), "FROZEN");
     cg.thaw().unwrap();
     assert!(!cg.is_frozen().unwrap());
     std::thread::sleep(Duration::from_millis(100));
-    assert!(
-        counter.load(Ordering::Relaxed) > b,
-        "a thawed child runs again"
-    );
+    assert!(counter.load(Ordering::Relaxed) > b, "a thawed child runs again");
 
     // Destroying a frozen cgroup still kills and removes it.
     cg.freeze().unwrap();
@@ -702,10 +665,7 @@ fn cgroups_v1_docker_default_devices() {
     cg.create().unwrap();
     cg.apply(&devices(docker_default_devices())).unwrap();
     let list = read(cg.dir("devices").unwrap().join("devices.list"));
-    assert!(
-        list.contains("c 1:3 rwm") && list.contains("b *:* m"),
-        "{list}"
-    );
+    assert!(list.contains("c 1:3 rwm") && list.contains("b *:* m"), "{list}");
     assert!(!list.contains("a *:* rwm"), "{list}");
     // Re-applying the same rules is a no-op (no transient deny-all).
     cg.apply(&devices(docker_default_devices())).unwrap();
@@ -785,10 +745,7 @@ fn cgroups_v1_kill_all_with_freezer_stops_a_forking_child() {
         return;
     };
     // No cgroup2 twin: force the freeze + SIGKILL path rather than cgroup.kill.
-    let h = Hierarchy::V1 {
-        mounts,
-        unified: None,
-    };
+    let h = Hierarchy::V1 { mounts, unified: None };
     let guard = Guard::new(&h, &unique("kill"));
     let cg = &guard.cg;
     cg.create().unwrap();
@@ -854,11 +811,7 @@ fn cgroups_v1_destroy_keeps_parent_and_siblings() {
 
 #[test]
 fn cgroups_v1_missing_controller_is_reported() {
-    let Some(Hierarchy::V1 {
-        mut mounts,
-        unified,
-    }) = v1_host()
-    else {
+    let Some(Hierarchy::V1 { mut mounts, unified }) = v1_host() else {
         return;
     };
     mounts.remove("pids");
@@ -870,10 +823,7 @@ fn cgroups_v1_missing_controller_is_reported() {
         matches!(&e, CgroupError::ControllerNotAvailable { controller, .. } if controller == "pids"),
         "{e}"
     );
-    assert!(
-        guard.cg.apply(&pids(-1)).is_ok(),
-        "lifting a limit needs no controller"
-    );
+    assert!(guard.cg.apply(&pids(-1)).is_ok(), "lifting a limit needs no controller");
     let s = guard.cg.stats().unwrap();
     assert_eq!(s.pids, PidsStats::default());
 }
@@ -916,11 +866,7 @@ fn cgroups_v2_create_procs_freeze_thaw_kill() {
     assert!(cg.is_frozen().unwrap());
     let a = counter.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        a,
-        counter.load(Ordering::Relaxed),
-        "a frozen child must not run"
-    );
+    assert_eq!(a, counter.load(Ordering::Relaxed), "a frozen child must not run");
     cg.thaw().unwrap();
     assert!(!cg.is_frozen().unwrap());
     std::thread::sleep(Duration::from_millis(100));
@@ -933,16 +879,9 @@ fn cgroups_v2_create_procs_freeze_thaw_kill() {
     parent.thaw().unwrap();
     assert!(!cg.is_frozen().unwrap());
 
-    assert!(
-        dir.join("cgroup.kill").exists(),
-        "kernel 5.14+ has cgroup.kill"
-    );
+    assert!(dir.join("cgroup.kill").exists(), "kernel 5.14+ has cgroup.kill");
     let s = cg.stats().unwrap();
-    assert!(
-        s.cpu.usage_ns.unwrap() > 0,
-        "cpu.stat is a core file: {:?}",
-        s.cpu
-    );
+    assert!(s.cpu.usage_ns.unwrap() > 0, "cpu.stat is a core file: {:?}", s.cpu);
     cg.kill_all().unwrap();
     expect_killed(child.wait());
     assert!(cg.procs().unwrap().is_empty());
@@ -969,10 +908,7 @@ fn cgroups_v2_missing_controllers_give_none_and_errors() {
             "{e}"
         );
         assert!(e.is_controller_not_available());
-        assert!(
-            e.to_string().contains("controller memory is not available"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("controller memory is not available"), "{e}");
         assert!(matches!(
             cg.oom_kills(),
             Err(CgroupError::ControllerNotAvailable { .. })
@@ -980,11 +916,7 @@ fn cgroups_v2_missing_controllers_give_none_and_errors() {
     }
     if !offered.split_whitespace().any(|c| c == "pids") {
         assert_eq!(s.pids, PidsStats::default());
-        assert!(
-            cg.apply(&pids(10))
-                .unwrap_err()
-                .is_controller_not_available()
-        );
+        assert!(cg.apply(&pids(10)).unwrap_err().is_controller_not_available());
     }
     if !offered.split_whitespace().any(|c| c == "cpu") {
         let mut cpu = LinuxCpu::default();
@@ -1043,9 +975,7 @@ fn cgroups_v2_bpf_device_filter() {
 #[test]
 fn cgroups_v2_refuses_to_kill_the_caller() {
     let Some(h) = v2_host() else { return };
-    let Hierarchy::V2 { root } = &h else {
-        unreachable!()
-    };
+    let Hierarchy::V2 { root } = &h else { unreachable!() };
     // Where we are now in the cgroup2 hierarchy, to go back afterwards.
     let home = read("/proc/self/cgroup")
         .lines()
@@ -1073,10 +1003,7 @@ fn cgroups_v2_refuses_to_kill_the_caller() {
 fn cgroups_hybrid_twin_and_cgroup_kill() {
     // On a hybrid host, create() also makes the cgroup2 twin and kill_all uses cgroup.kill.
     let Some(h) = v1_host() else { return };
-    let Hierarchy::V1 {
-        unified: Some(_), ..
-    } = &h
-    else {
+    let Hierarchy::V1 { unified: Some(_), .. } = &h else {
         eprintln!("skipped: not a hybrid host");
         return;
     };

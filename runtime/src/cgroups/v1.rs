@@ -12,8 +12,7 @@ use super::{CgroupError, Stats, fsio, join, stats, v2};
 
 /// The v1 controllers a Slipway cgroup lives in (when the host mounts them).
 const USED: &[&str] = &[
-    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "net_cls",
-    "net_prio", "pids",
+    "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "net_cls", "net_prio", "pids",
 ];
 
 #[derive(Debug, Clone)]
@@ -28,11 +27,7 @@ pub(crate) struct V1 {
 }
 
 impl V1 {
-    pub(crate) fn new(
-        path: &str,
-        mounts: &BTreeMap<String, PathBuf>,
-        unified: Option<&Path>,
-    ) -> V1 {
+    pub(crate) fn new(path: &str, mounts: &BTreeMap<String, PathBuf>, unified: Option<&Path>) -> V1 {
         let dirs = USED
             .iter()
             .filter_map(|c| mounts.get(*c).map(|m| (*c, join(m, path))))
@@ -174,14 +169,10 @@ impl V1 {
         if let Some(b) = r.block_io() {
             if let Some(w) = b.weight().filter(|w| *w != 0) {
                 // CFQ's blkio.weight, or BFQ's on newer kernels.
-                let bfq = self.used_dir("blkio").is_some_and(|d| {
-                    !d.join("blkio.weight").exists() && d.join("blkio.bfq.weight").exists()
-                });
-                let file = if bfq {
-                    "blkio.bfq.weight"
-                } else {
-                    "blkio.weight"
-                };
+                let bfq = self
+                    .used_dir("blkio")
+                    .is_some_and(|d| !d.join("blkio.weight").exists() && d.join("blkio.bfq.weight").exists());
+                let file = if bfq { "blkio.bfq.weight" } else { "blkio.weight" };
                 p.optional("blkio", file, w, true);
             }
             if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
@@ -198,29 +189,13 @@ impl V1 {
                 }
             }
             for (list, file) in [
-                (
-                    b.throttle_read_bps_device(),
-                    "blkio.throttle.read_bps_device",
-                ),
-                (
-                    b.throttle_write_bps_device(),
-                    "blkio.throttle.write_bps_device",
-                ),
-                (
-                    b.throttle_read_iops_device(),
-                    "blkio.throttle.read_iops_device",
-                ),
-                (
-                    b.throttle_write_iops_device(),
-                    "blkio.throttle.write_iops_device",
-                ),
+                (b.throttle_read_bps_device(), "blkio.throttle.read_bps_device"),
+                (b.throttle_write_bps_device(), "blkio.throttle.write_bps_device"),
+                (b.throttle_read_iops_device(), "blkio.throttle.read_iops_device"),
+                (b.throttle_write_iops_device(), "blkio.throttle.write_iops_device"),
             ] {
                 for t in list.iter().flatten() {
-                    p.must(
-                        "blkio",
-                        file,
-                        format!("{}:{} {}", t.major(), t.minor(), t.rate()),
-                    );
+                    p.must("blkio", file, format!("{}:{} {}", t.major(), t.minor(), t.rate()));
                 }
             }
         }
@@ -343,11 +318,7 @@ impl V1 {
         }
         let restricting = !(state.default_allow && state.exceptions.is_empty());
         for (allow, line) in state.v1_writes() {
-            let file = if allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
+            let file = if allow { "devices.allow" } else { "devices.deny" };
             if restricting {
                 p.must("devices", file, line);
             } else {
@@ -377,9 +348,7 @@ impl V1 {
 
     /// Without a v1 freezer, a hybrid host can still freeze through the cgroup2 twin.
     fn unified_freeze(&self) -> Option<&PathBuf> {
-        self.unified
-            .as_ref()
-            .filter(|u| u.join("cgroup.freeze").exists())
+        self.unified.as_ref().filter(|u| u.join("cgroup.freeze").exists())
     }
 
     fn freezer(&self) -> Result<PathBuf, CgroupError> {
@@ -497,9 +466,6 @@ impl V1 {
             })?;
         let file = dir.join("memory.oom_control");
         let text = fsio::read(&self.path, &file)?;
-        Ok(fsio::parse_keyed(&text)
-            .get("oom_kill")
-            .copied()
-            .unwrap_or(0))
+        Ok(fsio::parse_keyed(&text).get("oom_kill").copied().unwrap_or(0))
     }
 }

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::LinuxResources;
 
 use super::devices::DeviceState;
-use super::resources::{
-    Plan, blkio_to_io_weight, invalid, shares_to_weight, v2_swap, warn_ignored,
-};
+use super::resources::{Plan, blkio_to_io_weight, invalid, shares_to_weight, v2_swap, warn_ignored};
 use super::{CgroupError, bpf, fsio, join};
 
 /// Controllers [`V2::create`] enables for its cgroups when the parent offers them. Others
@@ -171,24 +169,15 @@ impl V2 {
             }
         }
         if let Some(b) = r.block_io() {
-            let bfq =
-                self.dir.join("io.bfq.weight").exists() && !self.dir.join("io.weight").exists();
+            let bfq = self.dir.join("io.bfq.weight").exists() && !self.dir.join("io.weight").exists();
             let weight_file = if bfq { "io.bfq.weight" } else { "io.weight" };
             if let Some(w) = b.weight().filter(|w| *w != 0) {
-                let value = if bfq {
-                    u64::from(w)
-                } else {
-                    blkio_to_io_weight(w)
-                };
+                let value = if bfq { u64::from(w) } else { blkio_to_io_weight(w) };
                 p.optional("io", weight_file, format!("default {value}"), true);
             }
             for wd in b.weight_device().iter().flatten() {
                 if let Some(w) = wd.weight() {
-                    let value = if bfq {
-                        u64::from(w)
-                    } else {
-                        blkio_to_io_weight(w)
-                    };
+                    let value = if bfq { u64::from(w) } else { blkio_to_io_weight(w) };
                     p.optional(
                         "io",
                         weight_file,
@@ -209,11 +198,7 @@ impl V2 {
                     } else {
                         t.rate().to_string()
                     };
-                    p.must(
-                        "io",
-                        "io.max",
-                        format!("{}:{} {key}={rate}", t.major(), t.minor()),
-                    );
+                    p.must("io", "io.max", format!("{}:{} {key}={rate}", t.major(), t.minor()));
                 }
             }
         }
@@ -229,8 +214,7 @@ impl V2 {
             let mut keys: Vec<_> = u.iter().collect();
             keys.sort();
             for (key, value) in keys {
-                if key.is_empty() || key.contains('/') || key.starts_with('.') || !key.contains('.')
-                {
+                if key.is_empty() || key.contains('/') || key.starts_with('.') || !key.contains('.') {
                     return Err(invalid(&self.path, format!("bad unified key {key:?}")));
                 }
                 let controller = key.split('.').next().unwrap_or_default();
@@ -314,11 +298,7 @@ fn wait_frozen(cgroup: &str, dir: &Path, want: bool, timeout: Duration) -> Resul
     }
 }
 
-pub(crate) fn freeze_no_rollback(
-    cgroup: &str,
-    dir: &Path,
-    timeout: Duration,
-) -> Result<(), CgroupError> {
+pub(crate) fn freeze_no_rollback(cgroup: &str, dir: &Path, timeout: Duration) -> Result<(), CgroupError> {
     let file = freeze_file(cgroup, dir)?;
     fsio::write(cgroup, &file, "1")?;
     wait_frozen(cgroup, dir, true, timeout)

@@ -73,12 +73,7 @@ pub fn ensure_file_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd,
     let name = rel.file_name().ok_or(Errno::EINVAL)?;
     let dir = mkdir_all_in_root(root, parent, 0o755)?;
     // Reopen the parent as a real directory to create in it; O_NOFOLLOW|O_CREAT on the name.
-    let dir = nix::fcntl::openat(
-        dir.as_fd(),
-        ".",
-        OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let dir = nix::fcntl::openat(dir.as_fd(), ".", OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
     match nix::fcntl::openat(
         dir.as_fd(),
         name,
@@ -122,8 +117,7 @@ mod tests {
         // A hostile image: an absolute symlink and a relative one climbing out.
         std::os::unix::fs::symlink("/", root.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../outside", root.join("rel")).unwrap();
-        let rootfd =
-            nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let rootfd = nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
 
         mkdir_all_in_root(rootfd.as_fd(), Path::new("/abs/made-here"), 0o755).unwrap();
         mkdir_all_in_root(rootfd.as_fd(), Path::new("sub/x/../y"), 0o755).unwrap();
@@ -136,10 +130,7 @@ mod tests {
             root.join("made-here").is_dir(),
             "an absolute symlink resolves to the root"
         );
-        assert!(
-            root.join("sub/y").is_dir(),
-            "`..` is resolved inside the root"
-        );
+        assert!(root.join("sub/y").is_dir(), "`..` is resolved inside the root");
         assert!(root.join("etc/escape").is_file());
         assert_eq!(
             std::fs::read_dir(&outside).unwrap().count(),

@@ -18,8 +18,7 @@ use tokio::sync::mpsc;
 
 use super::format::decode_entry;
 use super::reader::{
-    FileId, RACE_ATTEMPTS, chain_names, file_id, open_if_exists, path_id, read_forward,
-    read_snapshot, snapshot,
+    FileId, RACE_ATTEMPTS, chain_names, file_id, open_if_exists, path_id, read_forward, read_snapshot, snapshot,
 };
 use super::{LogEntry, ReadOptions};
 
@@ -101,11 +100,7 @@ pub(super) async fn follow_with(
                     finishing = true;
                     continue;
                 }
-                Some(
-                    Duration::try_from(left)
-                        .unwrap_or(UNTIL_SLICE)
-                        .min(UNTIL_SLICE),
-                )
+                Some(Duration::try_from(left).unwrap_or(UNTIL_SLICE).min(UNTIL_SLICE))
             }
         };
         let recheck = if watcher.is_active() {
@@ -123,12 +118,8 @@ pub(super) async fn follow_with(
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(io::Error::other)?
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
 }
 
 /// Where a follower is: an open file and the offset of the first byte not yet read.

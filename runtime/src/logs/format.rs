@@ -128,12 +128,7 @@ pub(super) fn base64_encode(out: &mut Vec<u8>, bytes: &[u8]) {
     match *chunks.remainder() {
         [a] => {
             let n = u32::from(a) << 16;
-            out.extend_from_slice(&[
-                B64[(n >> 18) as usize & 63],
-                B64[(n >> 12) as usize & 63],
-                b'=',
-                b'=',
-            ]);
+            out.extend_from_slice(&[B64[(n >> 18) as usize & 63], B64[(n >> 12) as usize & 63], b'=', b'=']);
         }
         [a, b] => {
             let n = (u32::from(a) << 16) | (u32::from(b) << 8);

@@ -79,10 +79,7 @@ pub(super) fn rotated_files(path: &Path) -> io::Result<Vec<(usize, PathBuf)>> {
         else {
             continue;
         };
-        if suffix.is_empty()
-            || !suffix.bytes().all(|b| b.is_ascii_digit())
-            || suffix.starts_with('0')
-        {
+        if suffix.is_empty() || !suffix.bytes().all(|b| b.is_ascii_digit()) || suffix.starts_with('0') {
             continue;
         }
         if let Ok(n) = suffix.parse::<usize>() {
@@ -202,11 +199,7 @@ pub(super) fn read_forward(
 
 /// Calls `each` with every complete line before `end` (which must be a line boundary),
 /// newest first, reading the file backwards in blocks, until `each` breaks.
-fn read_backward(
-    file: &File,
-    end: u64,
-    mut each: impl FnMut(&[u8]) -> ControlFlow<()>,
-) -> io::Result<ControlFlow<()>> {
+fn read_backward(file: &File, end: u64, mut each: impl FnMut(&[u8]) -> ControlFlow<()>) -> io::Result<ControlFlow<()>> {
     let mut pos = end; // data holds file[pos .. pos + data.len()]
     let mut data: Vec<u8> = Vec::new();
     while pos > 0 {
@@ -244,10 +237,7 @@ fn read_backward(
 /// Reads the entries of a snapshot that match `opts`, oldest first. Also returns the
 /// offset in the last file where reading stopped (the end of its last complete line),
 /// from which a follower continues.
-pub(super) fn read_snapshot(
-    files: &[File],
-    opts: &ReadOptions,
-) -> io::Result<(Vec<LogEntry>, u64)> {
+pub(super) fn read_snapshot(files: &[File], opts: &ReadOptions) -> io::Result<(Vec<LogEntry>, u64)> {
     let mut ends = Vec::with_capacity(files.len());
     for file in files {
         let len = file.metadata()?.len();

@@ -57,11 +57,7 @@ fn numbers(entries: &[LogEntry]) -> Vec<usize> {
 
 /// All files of the log: (name, content).
 fn files_of(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<_> = rotated_files(path)
-        .unwrap()
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
+    let mut files: Vec<_> = rotated_files(path).unwrap().into_iter().map(|(_, p)| p).collect();
     if path.exists() {
         files.push(path.to_owned());
     }
@@ -91,12 +87,10 @@ fn logs_round_trip_exact_bytes() {
     ];
     let err: &[&[u8]] = &[b"to stderr\n", b"\x80\x81\x82\n", b"tail without newline"];
     for (i, chunk) in out.iter().enumerate() {
-        w.write_at(Stream::Stdout, chunk, t0() + secs(i as i64))
-            .unwrap();
+        w.write_at(Stream::Stdout, chunk, t0() + secs(i as i64)).unwrap();
     }
     for (i, chunk) in err.iter().enumerate() {
-        w.write_at(Stream::Stderr, chunk, t0() + secs(100 + i as i64))
-            .unwrap();
+        w.write_at(Stream::Stderr, chunk, t0() + secs(100 + i as i64)).unwrap();
     }
     w.flush_partial().unwrap();
 
@@ -104,10 +98,7 @@ fn logs_round_trip_exact_bytes() {
     assert_eq!(bytes_of(&entries, Stream::Stdout), out.concat());
     assert_eq!(bytes_of(&entries, Stream::Stderr), err.concat());
     // "lone cr\r" has no "\n": it is joined to the next "\n" as one line.
-    let stdout: Vec<_> = entries
-        .iter()
-        .filter(|e| e.stream == Stream::Stdout)
-        .collect();
+    let stdout: Vec<_> = entries.iter().filter(|e| e.stream == Stream::Stdout).collect();
     assert_eq!(stdout.len(), 6);
     assert_eq!(stdout[5].bytes, b"lone cr\r\n");
     assert_eq!(stdout[5].time, t0() + secs(5));
@@ -203,8 +194,7 @@ fn logs_splits_writes_at_newlines_and_buffers_per_stream() {
     w.write_at(Stream::Stderr, b"y\n", t0() + secs(2)).unwrap();
     // Nothing of "c" yet.
     assert_eq!(texts(&read(&path, &all()).unwrap()), ["a\n", "b\n", "xy\n"]);
-    w.write_at(Stream::Stdout, b"d\ne\n", t0() + secs(3))
-        .unwrap();
+    w.write_at(Stream::Stdout, b"d\ne\n", t0() + secs(3)).unwrap();
     let entries = read(&path, &all()).unwrap();
     assert_eq!(texts(&entries), ["a\n", "b\n", "xy\n", "cd\n", "e\n"]);
     // A line is stamped with the time its first byte arrived.
@@ -224,8 +214,7 @@ fn logs_partial_lines_flushed_at_16k() {
     // 40000 bytes without a newline, in uneven writes.
     let long: Vec<u8> = (0..40000u32).map(|i| b'a' + (i % 26) as u8).collect();
     for (i, chunk) in long.chunks(7000).enumerate() {
-        w.write_at(Stream::Stdout, chunk, t0() + secs(i as i64))
-            .unwrap();
+        w.write_at(Stream::Stdout, chunk, t0() + secs(i as i64)).unwrap();
     }
     let entries = read(&path, &all()).unwrap();
     assert_eq!(
@@ -245,10 +234,7 @@ fn logs_partial_lines_flushed_at_16k() {
     drop(w);
 
     let entries = read(&path, &all()).unwrap();
-    let shape: Vec<(Stream, usize, bool)> = entries
-        .iter()
-        .map(|e| (e.stream, e.bytes.len(), e.partial))
-        .collect();
+    let shape: Vec<(Stream, usize, bool)> = entries.iter().map(|e| (e.stream, e.bytes.len(), e.partial)).collect();
     assert_eq!(
         shape,
         [
@@ -280,11 +266,7 @@ fn logs_partial_cut_keeps_utf8_characters_whole() {
         assert!(e.bytes.len() <= MAX_ENTRY);
     }
     assert_eq!(bytes_of(&entries, Stream::Stdout), text.as_bytes());
-    assert!(
-        !std::fs::read_to_string(&path)
-            .unwrap()
-            .contains("log_base64")
-    );
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("log_base64"));
 }
 
 #[test]
@@ -295,8 +277,7 @@ fn logs_drop_flushes_and_reopen_appends() {
     w.write_at(Stream::Stdout, b"one\ntw", t0()).unwrap();
     drop(w);
     let mut w = LogWriter::open(&path, LogConfig::default()).unwrap();
-    w.write_at(Stream::Stdout, b"o\nthree\n", t0() + secs(1))
-        .unwrap();
+    w.write_at(Stream::Stdout, b"o\nthree\n", t0() + secs(1)).unwrap();
     drop(w);
     let entries = read(&path, &all()).unwrap();
     assert_eq!(texts(&entries), ["one\n", "tw", "o\n", "three\n"]);
@@ -317,24 +298,16 @@ fn logs_torn_last_line_is_ended_on_open() {
     // While torn, readers ignore the incomplete last line.
     assert_eq!(texts(&read(&path, &all()).unwrap()), ["before\n"]);
     let mut w = LogWriter::open(&path, LogConfig::default()).unwrap();
-    w.write_at(Stream::Stdout, b"after\n", t0() + secs(1))
-        .unwrap();
+    w.write_at(Stream::Stdout, b"after\n", t0() + secs(1)).unwrap();
     drop(w);
-    assert_eq!(
-        texts(&read(&path, &all()).unwrap()),
-        ["before\n", "after\n"]
-    );
+    assert_eq!(texts(&read(&path, &all()).unwrap()), ["before\n", "after\n"]);
 }
 
 /// 10 entries: i-th at t0 + i s, even on stdout, odd on stderr.
 fn ten(path: &Path, config: LogConfig) {
     let mut w = LogWriter::open(path, config).unwrap();
     for i in 0..10 {
-        let stream = if i % 2 == 0 {
-            Stream::Stdout
-        } else {
-            Stream::Stderr
-        };
+        let stream = if i % 2 == 0 { Stream::Stdout } else { Stream::Stderr };
         w.write_at(stream, format!("line {i}\n").as_bytes(), t0() + secs(i))
             .unwrap();
     }
@@ -347,20 +320,8 @@ fn logs_filters_stream_since_until_tail() {
     ten(&path, LogConfig::default());
     let r = |opts: ReadOptions| numbers(&read(&path, &opts).unwrap());
     assert_eq!(r(all()), (0..10).collect::<Vec<_>>());
-    assert_eq!(
-        r(ReadOptions {
-            stderr: false,
-            ..all()
-        }),
-        [0, 2, 4, 6, 8]
-    );
-    assert_eq!(
-        r(ReadOptions {
-            stdout: false,
-            ..all()
-        }),
-        [1, 3, 5, 7, 9]
-    );
+    assert_eq!(r(ReadOptions { stderr: false, ..all() }), [0, 2, 4, 6, 8]);
+    assert_eq!(r(ReadOptions { stdout: false, ..all() }), [1, 3, 5, 7, 9]);
     assert_eq!(
         r(ReadOptions {
             stdout: false,
@@ -391,13 +352,7 @@ fn logs_filters_stream_since_until_tail() {
     };
     assert_eq!(r(between.clone()), [3, 4, 5, 6]);
     // tail counts after the filters.
-    assert_eq!(
-        r(ReadOptions {
-            tail: Some(3),
-            ..all()
-        }),
-        [7, 8, 9]
-    );
+    assert_eq!(r(ReadOptions { tail: Some(3), ..all() }), [7, 8, 9]);
     assert_eq!(
         r(ReadOptions {
             tail: Some(2),
@@ -413,13 +368,7 @@ fn logs_filters_stream_since_until_tail() {
         }),
         [5, 6]
     );
-    assert_eq!(
-        r(ReadOptions {
-            tail: Some(0),
-            ..all()
-        }),
-        Vec::<usize>::new()
-    );
+    assert_eq!(r(ReadOptions { tail: Some(0), ..all() }), Vec::<usize>::new());
     assert_eq!(
         r(ReadOptions {
             tail: Some(100),
@@ -428,11 +377,7 @@ fn logs_filters_stream_since_until_tail() {
         (0..10).collect::<Vec<_>>()
     );
     // A log that does not exist yet is empty.
-    assert!(
-        read(&dir.path().join("nope.log"), &all())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(read(&dir.path().join("nope.log"), &all()).unwrap().is_empty());
 }
 
 #[test]
@@ -455,17 +400,9 @@ fn logs_rotation_keeps_every_entry_once_in_order() {
             chunk.extend_from_slice(line.as_bytes());
             i += 1;
         }
-        let stream = if i % 3 == 0 {
-            Stream::Stderr
-        } else {
-            Stream::Stdout
-        };
-        w.write_at(
-            stream,
-            &chunk,
-            t0() + time::Duration::milliseconds(i as i64),
-        )
-        .unwrap();
+        let stream = if i % 3 == 0 { Stream::Stderr } else { Stream::Stdout };
+        w.write_at(stream, &chunk, t0() + time::Duration::milliseconds(i as i64))
+            .unwrap();
         expected.push((stream, chunk));
     }
     drop(w);
@@ -474,10 +411,7 @@ fn logs_rotation_keeps_every_entry_once_in_order() {
     let all_bytes: Vec<u8> = entries.iter().flat_map(|e| e.bytes.clone()).collect();
     assert_eq!(
         all_bytes,
-        expected
-            .iter()
-            .flat_map(|(_, c)| c.clone())
-            .collect::<Vec<u8>>()
+        expected.iter().flat_map(|(_, c)| c.clone()).collect::<Vec<u8>>()
     );
     let files = files_of(&path);
     assert!(files.len() > 50, "{} files", files.len());
@@ -518,10 +452,7 @@ fn logs_rotation_bounds_files_and_keeps_the_newest() {
         .iter()
         .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(
-        names,
-        ["container.log.2", "container.log.1", "container.log"]
-    );
+    assert_eq!(names, ["container.log.2", "container.log.1", "container.log"]);
     // What is left is a run ending with the last entry, in order, with no duplicate.
     let got = numbers(&read(&path, &all()).unwrap());
     let first = got[0];
@@ -540,14 +471,7 @@ fn logs_rotation_bounds_files_and_keeps_the_newest() {
     );
     assert_eq!(tail, (first + 10..n).collect::<Vec<_>>());
     // A writer reopened with fewer files removes the surplus ones.
-    let w = LogWriter::open(
-        &path,
-        LogConfig {
-            max_files: 2,
-            ..config
-        },
-    )
-    .unwrap();
+    let w = LogWriter::open(&path, LogConfig { max_files: 2, ..config }).unwrap();
     drop(w);
     assert_eq!(files_of(&path).len(), 2);
 }
@@ -645,10 +569,7 @@ fn logs_tail_reads_backwards_over_block_boundaries() {
         tail: Some(7000),
         ..all()
     };
-    assert_eq!(
-        numbers(&read(&path, &since).unwrap()),
-        (15_000..n).collect::<Vec<_>>()
-    );
+    assert_eq!(numbers(&read(&path, &since).unwrap()), (15_000..n).collect::<Vec<_>>());
 }
 
 #[test]
@@ -666,19 +587,14 @@ fn logs_read_is_consistent_during_rotation() {
         )
         .unwrap();
         for i in 0..40_000 {
-            w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
-                .unwrap();
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
         }
     });
     let mut reads = 0;
     while !writer.is_finished() || reads == 0 {
         let got = numbers(&read(&path, &all()).unwrap());
         if let Some(&first) = got.first() {
-            assert_eq!(
-                got,
-                (first..first + got.len()).collect::<Vec<_>>(),
-                "gap or duplicate"
-            );
+            assert_eq!(got, (first..first + got.len()).collect::<Vec<_>>(), "gap or duplicate");
         }
         let tail = numbers(
             &read(
@@ -763,20 +679,15 @@ async fn logs_follow_sends_history_then_new_entries() {
         );
         assert_eq!(numbers(&recv_n(&mut rx, 3).await), [4, 6, 8]);
         let mut w = LogWriter::open(&path, LogConfig::default()).unwrap();
-        w.write_at(Stream::Stdout, b"line 10\n", t0() + secs(10))
-            .unwrap();
-        w.write_at(Stream::Stderr, b"line 11\n", t0() + secs(11))
-            .unwrap();
-        w.write_at(Stream::Stdout, b"line 12\n", t0() + secs(12))
-            .unwrap();
+        w.write_at(Stream::Stdout, b"line 10\n", t0() + secs(10)).unwrap();
+        w.write_at(Stream::Stderr, b"line 11\n", t0() + secs(11)).unwrap();
+        w.write_at(Stream::Stdout, b"line 12\n", t0() + secs(12)).unwrap();
         assert_eq!(numbers(&recv_n(&mut rx, 2).await), [10, 12]);
         // Partial data shows up only once the line is complete (or flushed).
-        w.write_at(Stream::Stdout, b"line ", t0() + secs(13))
-            .unwrap();
+        w.write_at(Stream::Stdout, b"line ", t0() + secs(13)).unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(rx.try_recv().is_err());
-        w.write_at(Stream::Stdout, b"13\n", t0() + secs(14))
-            .unwrap();
+        w.write_at(Stream::Stdout, b"13\n", t0() + secs(14)).unwrap();
         let got = recv_n(&mut rx, 1).await;
         assert_eq!(
             (got[0].bytes.as_slice(), got[0].time),
@@ -797,10 +708,7 @@ async fn follow_while_writing(config: LogConfig, n: usize, max_lag: Option<usize
     let path = log_path(&dir);
     ten(&path, config);
     let (mut rx, stop, task) = start_follow(&path, all(), inotify);
-    assert_eq!(
-        numbers(&recv_n(&mut rx, 10).await),
-        (0..10).collect::<Vec<_>>()
-    );
+    assert_eq!(numbers(&recv_n(&mut rx, 10).await), (0..10).collect::<Vec<_>>());
     let (ack_tx, ack_rx) = std::sync::mpsc::channel::<usize>();
     let writer_path = path.clone();
     let writer = std::thread::spawn(move || {
@@ -871,8 +779,7 @@ async fn logs_follow_stop_delivers_everything_written_before_it() {
     };
     let mut w = LogWriter::open(&path, config).unwrap();
     for i in 0..2000 {
-        w.write(Stream::Stderr, format!("line {i}\n").as_bytes())
-            .unwrap();
+        w.write(Stream::Stderr, format!("line {i}\n").as_bytes()).unwrap();
     }
     w.write(Stream::Stderr, b"exit status ").unwrap();
     w.flush_partial().unwrap();
@@ -880,18 +787,12 @@ async fn logs_follow_stop_delivers_everything_written_before_it() {
     // The container has exited and the monitor flushed: stop right away.
     stop.send(()).unwrap();
     let mut got = Vec::new();
-    while let Some(e) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .unwrap()
-    {
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap() {
         got.push(e);
     }
     finish(task).await;
     let last = got.pop().unwrap();
-    assert_eq!(
-        (last.bytes.as_slice(), last.partial),
-        (&b"exit status "[..], true)
-    );
+    assert_eq!((last.bytes.as_slice(), last.partial), (&b"exit status "[..], true));
     assert_eq!(numbers(&got), (0..2000).collect::<Vec<_>>());
 }
 
@@ -1000,22 +901,10 @@ fn logs_parse_time_arg_durations() {
     assert_eq!(p("+5m"), now - time::Duration::minutes(5));
     assert_eq!(p("0s"), now);
     assert_eq!(p(" 10m "), now - time::Duration::minutes(10));
-    assert!(matches!(
-        parse_time_arg("3000000h", now),
-        Err(LogError::OutOfRange(_))
-    ));
-    assert!(matches!(
-        parse_time_arg("10x", now),
-        Err(LogError::Unrecognized(_))
-    ));
-    assert!(matches!(
-        parse_time_arg("1h30", now),
-        Err(LogError::Unrecognized(_))
-    ));
-    assert!(matches!(
-        parse_time_arg("h", now),
-        Err(LogError::Unrecognized(_))
-    ));
+    assert!(matches!(parse_time_arg("3000000h", now), Err(LogError::OutOfRange(_))));
+    assert!(matches!(parse_time_arg("10x", now), Err(LogError::Unrecognized(_))));
+    assert!(matches!(parse_time_arg("1h30", now), Err(LogError::Unrecognized(_))));
+    assert!(matches!(parse_time_arg("h", now), Err(LogError::Unrecognized(_))));
     assert!(matches!(parse_time_arg("", now), Err(LogError::Empty)));
 }
 
@@ -1025,24 +914,15 @@ fn logs_parse_time_arg_unix_timestamps() {
     let p = |s: &str| parse_time_arg(s, now).unwrap();
     assert_eq!(p("1700000000"), datetime!(2023-11-14 22:13:20 UTC));
     assert_eq!(p("1700000000.5"), datetime!(2023-11-14 22:13:20.5 UTC));
-    assert_eq!(
-        p("1700000000.000000001"),
-        datetime!(2023-11-14 22:13:20.000000001 UTC)
-    );
-    assert_eq!(
-        p("1700000000.1234567891"),
-        datetime!(2023-11-14 22:13:20.123456789 UTC)
-    );
+    assert_eq!(p("1700000000.000000001"), datetime!(2023-11-14 22:13:20.000000001 UTC));
+    assert_eq!(p("1700000000.1234567891"), datetime!(2023-11-14 22:13:20.123456789 UTC));
     // "0" is the epoch in Docker, not a zero duration.
     assert_eq!(p("0"), OffsetDateTime::UNIX_EPOCH);
     assert!(matches!(
         parse_time_arg("1700000000.", now),
         Err(LogError::Unrecognized(_))
     ));
-    assert!(matches!(
-        parse_time_arg("1.2.3", now),
-        Err(LogError::Unrecognized(_))
-    ));
+    assert!(matches!(parse_time_arg("1.2.3", now), Err(LogError::Unrecognized(_))));
     assert!(matches!(
         parse_time_arg("99999999999999999999", now),
         Err(LogError::OutOfRange(_))
@@ -1057,26 +937,14 @@ fn logs_parse_time_arg_unix_timestamps() {
 fn logs_parse_time_arg_rfc3339() {
     let now = datetime!(2026-11-22 12:00:00 +02:00);
     let p = |s: &str| parse_time_arg(s, now).unwrap();
-    assert_eq!(
-        p("2026-11-22T04:38:40Z"),
-        datetime!(2026-11-22 04:38:40 UTC)
-    );
+    assert_eq!(p("2026-11-22T04:38:40Z"), datetime!(2026-11-22 04:38:40 UTC));
     assert_eq!(
         p("2026-11-22T04:38:40.335804123Z"),
         datetime!(2026-11-22 04:38:40.335804123 UTC)
     );
-    assert_eq!(
-        p("2026-11-22T04:38:40.5z"),
-        datetime!(2026-11-22 04:38:40.5 UTC)
-    );
-    assert_eq!(
-        p("2026-11-22T04:38:40+01:00"),
-        datetime!(2026-11-22 03:38:40 UTC)
-    );
-    assert_eq!(
-        p("2026-11-22T04:38:40.25-05:30"),
-        datetime!(2026-11-22 10:08:40.25 UTC)
-    );
+    assert_eq!(p("2026-11-22T04:38:40.5z"), datetime!(2026-11-22 04:38:40.5 UTC));
+    assert_eq!(p("2026-11-22T04:38:40+01:00"), datetime!(2026-11-22 03:38:40 UTC));
+    assert_eq!(p("2026-11-22T04:38:40.25-05:30"), datetime!(2026-11-22 10:08:40.25 UTC));
     // Shorter forms, as the docker CLI accepts them.
     assert_eq!(p("2026-11-22T04:38Z"), datetime!(2026-11-22 04:38 UTC));
     assert_eq!(p("2026-11-22T04Z"), datetime!(2026-11-22 04:00 UTC));
@@ -1084,10 +952,7 @@ fn logs_parse_time_arg_rfc3339() {
     assert_eq!(p("2026-11-22+01:00"), datetime!(2026-11-21 23:00 UTC));
     // No zone: now's offset (+02:00).
     assert_eq!(p("2026-11-22T04:38:40"), datetime!(2026-11-22 02:38:40 UTC));
-    assert_eq!(
-        p("2026-11-22T04:38:40.5"),
-        datetime!(2026-11-22 02:38:40.5 UTC)
-    );
+    assert_eq!(p("2026-11-22T04:38:40.5"), datetime!(2026-11-22 02:38:40.5 UTC));
     assert_eq!(p("2026-11-22"), datetime!(2026-11-21 22:00 UTC));
     for bad in [
         "2026-13-01",
@@ -1099,16 +964,10 @@ fn logs_parse_time_arg_rfc3339() {
         "2026-11-22T04:38:40+0100",
     ] {
         assert!(
-            matches!(
-                parse_time_arg(bad, now),
-                Err(LogError::InvalidTimestamp { .. })
-            ),
+            matches!(parse_time_arg(bad, now), Err(LogError::InvalidTimestamp { .. })),
             "{bad}"
         );
     }
     // Results are in UTC.
-    assert_eq!(
-        p("2026-11-22T04:38:40+01:00").offset(),
-        time::UtcOffset::UTC
-    );
+    assert_eq!(p("2026-11-22T04:38:40+01:00").offset(), time::UtcOffset::UTC);
 }

@@ -38,11 +38,9 @@ pub fn parse_time_arg(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Lo
             .map_err(|_| LogError::OutOfRange(value.to_owned()));
     }
     if value.contains('-') {
-        return parse_rfc3339ish(value, now.offset()).map_err(|reason| {
-            LogError::InvalidTimestamp {
-                value: value.to_owned(),
-                reason,
-            }
+        return parse_rfc3339ish(value, now.offset()).map_err(|reason| LogError::InvalidTimestamp {
+            value: value.to_owned(),
+            reason,
         });
     }
     Err(LogError::Unrecognized(value.to_owned()))
@@ -98,9 +96,7 @@ fn parse_go_duration(s: &str) -> Option<Option<i64>> {
         // Fraction: digits beyond what can matter are dropped (Go does the same).
         let frac_digits = &frac_part[..frac_part.len().min(18)];
         if !frac_digits.is_empty() {
-            let frac: i128 = frac_digits
-                .bytes()
-                .fold(0, |acc, d| acc * 10 + i128::from(d - b'0'));
+            let frac: i128 = frac_digits.bytes().fold(0, |acc, d| acc * 10 + i128::from(d - b'0'));
             value += frac * unit / 10i128.pow(frac_digits.len() as u32);
         }
         total += value;
@@ -141,10 +137,7 @@ fn parse_unix(s: &str) -> Option<(Option<i64>, i64)> {
 
 /// `YYYY-MM-DD[(T|t)HH[:MM[:SS[.frac]]]][Z|z|±hh:mm]`.
 fn parse_rfc3339ish(s: &str, local: UtcOffset) -> Result<OffsetDateTime, String> {
-    let mut p = Cursor {
-        s: s.as_bytes(),
-        at: 0,
-    };
+    let mut p = Cursor { s: s.as_bytes(), at: 0 };
     let year = p.digits(4, "year")?;
     p.expect(b'-')?;
     let month = p.digits(2, "month")?;
@@ -167,8 +160,7 @@ fn parse_rfc3339ish(s: &str, local: UtcOffset) -> Result<OffsetDateTime, String>
                         return Err("missing digits after the decimal point".into());
                     }
                     let digits = &frac[..frac.len().min(9)];
-                    nanos = digits.parse::<u32>().map_err(|e| e.to_string())?
-                        * 10u32.pow(9 - digits.len() as u32);
+                    nanos = digits.parse::<u32>().map_err(|e| e.to_string())? * 10u32.pow(9 - digits.len() as u32);
                 }
             }
         }
@@ -193,10 +185,8 @@ fn parse_rfc3339ish(s: &str, local: UtcOffset) -> Result<OffsetDateTime, String>
         return Err(format!("unexpected {:?} at the end", &s[p.at..]));
     }
     let month = Month::try_from(month as u8).map_err(|e| e.to_string())?;
-    let date =
-        Date::from_calendar_date(year as i32, month, day as u8).map_err(|e| e.to_string())?;
-    let time = Time::from_hms_nano(hour as u8, minute as u8, second as u8, nanos)
-        .map_err(|e| e.to_string())?;
+    let date = Date::from_calendar_date(year as i32, month, day as u8).map_err(|e| e.to_string())?;
+    let time = Time::from_hms_nano(hour as u8, minute as u8, second as u8, nanos).map_err(|e| e.to_string())?;
     Ok(PrimitiveDateTime::new(date, time)
         .assume_offset(offset)
         .to_offset(UtcOffset::UTC))
@@ -234,10 +224,7 @@ impl Cursor<'_> {
             .get(self.at..self.at + n)
             .filter(|d| d.iter().all(u8::is_ascii_digit))
         else {
-            return Err(format!(
-                "expected {n} digits for the {what} at byte {}",
-                self.at
-            ));
+            return Err(format!("expected {n} digits for the {what} at byte {}", self.at));
         };
         self.at += n;
         Ok(d.iter().fold(0, |acc, &b| acc * 10 + u32::from(b - b'0')))

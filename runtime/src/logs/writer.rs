@@ -89,12 +89,7 @@ impl LogWriter {
     }
 
     /// Logs what the container wrote on `stream`, as if it arrived at `time`.
-    pub fn write_at(
-        &mut self,
-        stream: Stream,
-        data: &[u8],
-        time: OffsetDateTime,
-    ) -> io::Result<()> {
+    pub fn write_at(&mut self, stream: Stream, data: &[u8], time: OffsetDateTime) -> io::Result<()> {
         let mut pending = std::mem::take(&mut self.pending[stream.index()]);
         let result = self.split(stream, &mut pending, data, time);
         self.pending[stream.index()] = pending;
@@ -144,8 +139,7 @@ impl LogWriter {
             pending.bytes.extend_from_slice(segment);
             // A full buffer is flushed as a partial entry. A complete line of exactly
             // MAX_ENTRY bytes (newline included) still fits in one entry.
-            while pending.bytes.len() > MAX_ENTRY || (!complete && pending.bytes.len() == MAX_ENTRY)
-            {
+            while pending.bytes.len() > MAX_ENTRY || (!complete && pending.bytes.len() == MAX_ENTRY) {
                 let cut = utf8_cut(&pending.bytes[..MAX_ENTRY]);
                 let start = pending.time.unwrap_or(time);
                 self.emit(stream, &pending.bytes[..cut], start)?;

@@ -18,13 +18,8 @@ pub struct CapSets {
 }
 
 fn mask(set: &Option<std::collections::HashSet<oci_spec::runtime::Capability>>) -> u64 {
-    let list: Vec<_> = set
-        .as_ref()
-        .map(|s| s.iter().copied().collect())
-        .unwrap_or_default();
-    to_caps(&list)
-        .iter()
-        .fold(0u64, |m, c| m | (1u64 << c.index()))
+    let list: Vec<_> = set.as_ref().map(|s| s.iter().copied().collect()).unwrap_or_default();
+    to_caps(&list).iter().fold(0u64, |m, c| m | (1u64 << c.index()))
 }
 
 impl CapSets {

@@ -53,11 +53,7 @@ pub fn open_pty() -> Result<(OwnedFd, PathBuf), Errno> {
 /// Makes the slave the calling process's controlling terminal and its stdio.
 pub fn become_session_leader_on(slave: &std::path::Path) -> Result<(), Errno> {
     nix::unistd::setsid()?;
-    let fd = nix::fcntl::open(
-        slave,
-        OFlag::O_RDWR | OFlag::O_NOCTTY,
-        nix::sys::stat::Mode::empty(),
-    )?;
+    let fd = nix::fcntl::open(slave, OFlag::O_RDWR | OFlag::O_NOCTTY, nix::sys::stat::Mode::empty())?;
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
     Errno::result(r)?;
     let raw = fd.into_raw_fd();

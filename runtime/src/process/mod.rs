@@ -4,8 +4,10 @@
 
 pub mod caps;
 pub mod console;
+pub mod exec;
 pub mod init;
 pub mod sync;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -53,6 +55,14 @@ pub struct InitConfig {
     /// A new cgroup namespace, made after the init has joined its cgroup.
     pub new_cgroupns: bool,
     pub new_netns: bool,
+    /// Kill the init if the runtime dies before START (not for `create`, whose caller
+    /// exits while the init waits).
+    pub die_with_parent: bool,
+    pub process: ProcessConfig,
+}
+
+/// The process to exec and how: shared by a container's init and by `exec`.
+pub struct ProcessConfig {
     pub terminal: Option<Option<WinSize>>,
     pub args: Vec<CString>,
     pub env: Vec<CString>,
@@ -69,81 +79,13 @@ pub struct InitConfig {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub oom_score_adj: Option<i32>,
     pub seccomp: Option<crate::seccomp::Filter>,
-    /// Kill the init if the runtime dies before START (not for `create`, whose caller
-    /// exits while the init waits).
-    pub die_with_parent: bool,
     /// For `--init`: a sealed copy of a tiny init (tini) to exec as PID 1 in front of args.
     pub init_exe: Option<OwnedFd>,
 }
 
-impl InitConfig {
-    /// Reads what the init needs out of an OCI spec. `rootfs` is the host path of the root.
-    pub fn from_spec(
-        spec: &Spec,
-        bundle: PathBuf,
-        rootfs: PathBuf,
-    ) -> Result<InitConfig, RuntimeError> {
-        let process = spec
-            .process()
-            .as_ref()
-            .ok_or_else(|| RuntimeError::InvalidSpec("no process".into()))?;
-        let linux = spec.linux().as_ref();
-        let mut clone_flags = CloneFlags::empty();
-        let mut join = Vec::new();
-        let mut new_cgroupns = false;
-        let mut new_netns = false;
-        for ns in linux
-            .and_then(|l| l.namespaces().as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let flag = match ns.typ() {
-                LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
-                LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
-                LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
-                LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
-                LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
-                LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
-                LinuxNamespaceType::User => {
-                    return Err(RuntimeError::Unsupported("user namespaces".into()));
-                }
-                LinuxNamespaceType::Time => {
-                    return Err(RuntimeError::Unsupported("time namespaces".into()));
-                }
-            };
-            match ns.path() {
-                Some(path) => {
-                    if flag == CloneFlags::CLONE_NEWPID || flag == CloneFlags::CLONE_NEWNS {
-                        return Err(RuntimeError::Unsupported(format!(
-                            "joining a {:?} namespace by path",
-                            ns.typ()
-                        )));
-                    }
-                    let fd = nix::fcntl::open(
-                        path,
-                        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-                        nix::sys::stat::Mode::empty(),
-                    )
-                    .map_err(|e| RuntimeError::Os {
-                        what: format!("opening namespace {}", path.display()),
-                        errno: e,
-                    })?;
-                    join.push((fd, flag));
-                }
-                None if flag == CloneFlags::CLONE_NEWCGROUP => new_cgroupns = true,
-                None => {
-                    if flag == CloneFlags::CLONE_NEWNET {
-                        new_netns = true;
-                    }
-                    clone_flags |= flag;
-                }
-            }
-        }
-        if !clone_flags.contains(CloneFlags::CLONE_NEWNS) {
-            return Err(RuntimeError::InvalidSpec(
-                "a container needs its own mount namespace".into(),
-            ));
-        }
+impl ProcessConfig {
+    /// Reads an OCI process.
+    pub fn from_process(process: &oci_spec::runtime::Process) -> Result<ProcessConfig, RuntimeError> {
         let env: Vec<String> = process.env().clone().unwrap_or_default();
         let path = env
             .iter()
@@ -154,8 +96,7 @@ impl InitConfig {
             .map(String::from)
             .collect();
         let cstr = |s: &str, what: &str| {
-            CString::new(s)
-                .map_err(|_| RuntimeError::InvalidSpec(format!("{what} holds a NUL byte")))
+            CString::new(s).map_err(|_| RuntimeError::InvalidSpec(format!("{what} holds a NUL byte")))
         };
         let args = process.args().clone().unwrap_or_default();
         if args.is_empty() {
@@ -168,47 +109,14 @@ impl InitConfig {
             .map(|r| rlimit_resource(r.typ()).map(|res| (res, r.soft(), r.hard())))
             .collect::<Result<Vec<_>, _>>()?;
         let user = process.user();
-        Ok(InitConfig {
-            rootfs,
-            overlay: None,
-            bundle,
-            mounts: spec.mounts().clone().unwrap_or_default(),
-            devices: linux.and_then(|l| l.devices().clone()).unwrap_or_default(),
-            propagation: match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-                Some("private") | Some("rprivate") => nix::mount::MsFlags::MS_PRIVATE,
-                Some("shared") | Some("rshared") => nix::mount::MsFlags::MS_SHARED,
-                Some("unbindable") | Some("runbindable") => nix::mount::MsFlags::MS_UNBINDABLE,
-                _ => nix::mount::MsFlags::MS_SLAVE,
-            },
-            cgroup_fs: CgroupFs::detect(),
-            masked_paths: linux
-                .and_then(|l| l.masked_paths().clone())
-                .unwrap_or_default(),
-            readonly_paths: linux
-                .and_then(|l| l.readonly_paths().clone())
-                .unwrap_or_default(),
-            sysctl: linux.and_then(|l| l.sysctl().clone()).unwrap_or_default(),
-            readonly_root: spec
-                .root()
-                .as_ref()
-                .and_then(|r| r.readonly())
-                .unwrap_or(false),
-            hostname: spec.hostname().clone(),
-            domainname: spec.domainname().clone(),
-            clone_flags,
-            join,
-            new_cgroupns,
-            new_netns,
+        Ok(ProcessConfig {
             terminal: process.terminal().unwrap_or(false).then(|| {
                 process.console_size().as_ref().map(|b| WinSize {
                     rows: b.height() as u16,
                     cols: b.width() as u16,
                 })
             }),
-            args: args
-                .iter()
-                .map(|a| cstr(a, "an argument"))
-                .collect::<Result<_, _>>()?,
+            args: args.iter().map(|a| cstr(a, "an argument")).collect::<Result<_, _>>()?,
             env: env
                 .iter()
                 .map(|e| cstr(e, "an environment variable"))
@@ -229,10 +137,96 @@ impl InitConfig {
             rlimits,
             oom_score_adj: process.oom_score_adj(),
             seccomp: None,
-            die_with_parent: true,
             init_exe: None,
         })
     }
+}
+
+impl InitConfig {
+    /// Reads what the init needs out of an OCI spec. `rootfs` is the host path of the root.
+    pub fn from_spec(spec: &Spec, bundle: PathBuf, rootfs: PathBuf) -> Result<InitConfig, RuntimeError> {
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| RuntimeError::InvalidSpec("no process".into()))?;
+        let linux = spec.linux().as_ref();
+        let mut clone_flags = CloneFlags::empty();
+        let mut join = Vec::new();
+        let mut new_cgroupns = false;
+        let mut new_netns = false;
+        for ns in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+            let flag = namespace_flag(ns.typ())?;
+            match ns.path() {
+                Some(path) => {
+                    if flag == CloneFlags::CLONE_NEWPID || flag == CloneFlags::CLONE_NEWNS {
+                        return Err(RuntimeError::Unsupported(format!(
+                            "joining a {:?} namespace by path",
+                            ns.typ()
+                        )));
+                    }
+                    let fd = nix::fcntl::open(
+                        path,
+                        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                        nix::sys::stat::Mode::empty(),
+                    )
+                    .map_err(RuntimeError::os(format!("opening namespace {}", path.display())))?;
+                    join.push((fd, flag));
+                }
+                None if flag == CloneFlags::CLONE_NEWCGROUP => new_cgroupns = true,
+                None => {
+                    if flag == CloneFlags::CLONE_NEWNET {
+                        new_netns = true;
+                    }
+                    clone_flags |= flag;
+                }
+            }
+        }
+        if !clone_flags.contains(CloneFlags::CLONE_NEWNS) {
+            return Err(RuntimeError::InvalidSpec(
+                "a container needs its own mount namespace".into(),
+            ));
+        }
+        Ok(InitConfig {
+            rootfs,
+            overlay: None,
+            bundle,
+            mounts: spec.mounts().clone().unwrap_or_default(),
+            devices: linux.and_then(|l| l.devices().clone()).unwrap_or_default(),
+            propagation: match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+                Some("private") | Some("rprivate") => nix::mount::MsFlags::MS_PRIVATE,
+                Some("shared") | Some("rshared") => nix::mount::MsFlags::MS_SHARED,
+                Some("unbindable") | Some("runbindable") => nix::mount::MsFlags::MS_UNBINDABLE,
+                _ => nix::mount::MsFlags::MS_SLAVE,
+            },
+            cgroup_fs: CgroupFs::detect(),
+            masked_paths: linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default(),
+            readonly_paths: linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default(),
+            sysctl: linux.and_then(|l| l.sysctl().clone()).unwrap_or_default(),
+            readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+            hostname: spec.hostname().clone(),
+            domainname: spec.domainname().clone(),
+            clone_flags,
+            join,
+            new_cgroupns,
+            new_netns,
+            die_with_parent: true,
+            process: ProcessConfig::from_process(process)?,
+        })
+    }
+}
+
+/// The clone flag of an OCI namespace type; the kinds the runtime does not offer are errors.
+pub fn namespace_flag(t: LinuxNamespaceType) -> Result<CloneFlags, RuntimeError> {
+    Ok(match t {
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::User => return Err(RuntimeError::Unsupported("user namespaces".into())),
+        LinuxNamespaceType::Time => return Err(RuntimeError::Unsupported("time namespaces".into())),
+    })
 }
 
 fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> Result<Resource, RuntimeError> {
@@ -255,6 +249,37 @@ fn rlimit_resource(t: oci_spec::runtime::PosixRlimitType) -> Result<Resource, Ru
         T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
         T::RlimitRttime => Resource::RLIMIT_RTTIME,
     })
+}
+
+/// Waits until a process being set up reports READY; returns its console's master if it
+/// has one.
+pub fn await_ready(channel: &Channel) -> Result<Option<OwnedFd>, RuntimeError> {
+    let mut console = None;
+    loop {
+        match channel
+            .recv()
+            .map_err(RuntimeError::os("waiting for the container process"))?
+        {
+            sync::Message::Byte(sync::READY) => return Ok(console),
+            sync::Message::Console(fd) => console = Some(fd),
+            sync::Message::Error(e) => return Err(RuntimeError::Init(e)),
+            sync::Message::Closed => return Err(RuntimeError::Init("the process exited during set-up".into())),
+            sync::Message::Byte(b) => return Err(RuntimeError::Init(format!("unexpected message {b}"))),
+            sync::Message::Pid(_) => return Err(RuntimeError::Init("unexpected PID message".into())),
+        }
+    }
+}
+
+/// Sends START and waits for the exec: end-of-file means the workload runs.
+pub fn release(channel: &Channel) -> Result<(), RuntimeError> {
+    channel
+        .send(sync::START)
+        .map_err(RuntimeError::os("starting the workload"))?;
+    match channel.recv().map_err(RuntimeError::os("waiting for exec"))? {
+        sync::Message::Closed => Ok(()),
+        sync::Message::Error(e) => Err(RuntimeError::Init(e)),
+        _ => Err(RuntimeError::Init("unexpected message at exec".into())),
+    }
 }
 
 /// The init, started and stopped before its set-up: the runtime joins it to its cgroup,
@@ -284,10 +309,7 @@ pub unsafe fn spawn(config: &InitConfig, stdio: Stdio) -> Result<Spawned, Runtim
         }
         Ok(Some(pid)) => {
             drop(child);
-            Ok(Spawned {
-                pid,
-                channel: parent,
-            })
+            Ok(Spawned { pid, channel: parent })
         }
     }
 }

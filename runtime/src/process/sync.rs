@@ -8,8 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
-    sendmsg, socketpair,
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
 };
 
 /// Runtime to init: the init has joined its cgroup; carry on setting up.
@@ -22,6 +21,8 @@ pub const READY: u8 = b'R';
 pub const ERROR: u8 = b'E';
 /// Init to runtime: here is the console's pty master.
 pub const CONSOLE: u8 = b'T';
+/// Exec helper to runtime: the PID (in the runtime's namespace) of the process it forked.
+pub const PID: u8 = b'P';
 
 pub struct Channel {
     fd: OwnedFd,
@@ -32,17 +33,13 @@ pub enum Message {
     Byte(u8),
     Error(String),
     Console(OwnedFd),
+    Pid(i32),
     /// The other end is closed: for the runtime, the init exec'd its workload (or died).
     Closed,
 }
 
 pub fn pair() -> Result<(Channel, Channel), Errno> {
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )?;
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -55,6 +52,12 @@ impl Channel {
         let mut buf = Vec::with_capacity(message.len() + 1);
         buf.push(ERROR);
         buf.extend_from_slice(&message.as_bytes()[..message.len().min(4000)]);
+        self.send_bytes(&buf, None)
+    }
+
+    pub fn send_pid(&self, pid: i32) -> Result<(), Errno> {
+        let mut buf = [PID, 0, 0, 0, 0];
+        buf[1..].copy_from_slice(&pid.to_le_bytes());
         self.send_bytes(&buf, None)
     }
 
@@ -73,13 +76,7 @@ impl Channel {
             None => &[],
         };
         loop {
-            match sendmsg::<()>(
-                self.fd.as_raw_fd(),
-                &iov,
-                cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
+            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
                 Err(Errno::EINTR) => continue,
                 r => return r.map(drop),
             }
@@ -117,6 +114,7 @@ impl Channel {
         Ok(match (len, buf.first()) {
             (0, _) => Message::Closed,
             (_, Some(&ERROR)) => Message::Error(String::from_utf8_lossy(&buf[1..len]).into_owned()),
+            (5, Some(&PID)) => Message::Pid(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]])),
             (_, Some(&CONSOLE)) => match fd {
                 Some(fd) => Message::Console(fd),
                 None => Message::Error("console message without a descriptor".into()),

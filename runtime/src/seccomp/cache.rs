@@ -46,16 +46,12 @@ pub(crate) fn file_path(dir: &Path, key: &Key) -> PathBuf {
 static MEMORY: LazyLock<Mutex<HashMap<Key, Filter>>> = LazyLock::new(Default::default);
 
 pub(crate) fn memory_get(key: &Key) -> Option<Filter> {
-    let map = MEMORY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let map = MEMORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     map.get(key).cloned()
 }
 
 pub(crate) fn memory_put(key: Key, filter: &Filter) {
-    let mut map = MEMORY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut map = MEMORY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     map.insert(key, filter.clone());
 }
 
@@ -146,10 +142,7 @@ pub(crate) fn write(path: &Path, compiled: &Compiled) -> Result<(), SeccompError
         source,
     };
     std::fs::create_dir_all(dir).map_err(|e| cache_err(dir, e))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("filter");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("filter");
     let tmp = dir.join(format!(
         ".{name}.{}.{}.tmp",
         std::process::id(),

@@ -14,12 +14,8 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
-use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
-};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
 
 use super::SeccompError;
 
@@ -35,11 +31,7 @@ pub(crate) struct Compiled {
 /// Compiles `spec` (see [`super::compile`] for the accepted subset).
 pub(crate) fn compile_spec(spec: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     let flags = filter_flags(spec.flags().as_deref().unwrap_or_default())?;
-    let default = action(
-        spec.default_action(),
-        spec.default_errno_ret(),
-        "defaultAction",
-    )?;
+    let default = action(spec.default_action(), spec.default_errno_ret(), "defaultAction")?;
 
     let mut ctx = ScmpFilterContext::new(default).map_err(|source| SeccompError::Libseccomp {
         context: "creating the filter context".into(),
@@ -67,13 +59,7 @@ pub(crate) fn compile_spec(spec: &LinuxSeccomp) -> Result<Compiled, SeccompError
     // The highest syscall number the spec names, per architecture (for the ENOSYS stub).
     let mut highest: HashMap<ScmpArch, u32> = HashMap::new();
 
-    for (i, rule) in spec
-        .syscalls()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, rule) in spec.syscalls().as_deref().unwrap_or_default().iter().enumerate() {
         let what = format!("syscalls[{i}]");
         let act = action(rule.action(), rule.errno_ret(), &what)?;
 
@@ -87,12 +73,7 @@ pub(crate) fn compile_spec(spec: &LinuxSeccomp) -> Result<Compiled, SeccompError
                 });
             }
             indices.push(arg.index());
-            conditions.push(arg_compare(
-                arg.index() as u32,
-                arg.op(),
-                arg.value(),
-                arg.value_two(),
-            ));
+            conditions.push(arg_compare(arg.index() as u32, arg.op(), arg.value(), arg.value_two()));
         }
         // libseccomp ANDs the comparisons of one rule, and refuses two comparisons of the
         // same argument. OCI runtimes then fall back to one rule per comparison (an OR).
@@ -126,8 +107,7 @@ pub(crate) fn compile_spec(spec: &LinuxSeccomp) -> Result<Compiled, SeccompError
                     .iter()
                     .try_for_each(|c| ctx.add_rule_conditional(act, syscall, &[*c]).map(|_| ()))
             } else {
-                ctx.add_rule_conditional(act, syscall, &conditions)
-                    .map(|_| ())
+                ctx.add_rule_conditional(act, syscall, &conditions).map(|_| ())
             };
             result.map_err(|source| SeccompError::Libseccomp {
                 context: format!("adding {what} ({name}, {})", rule.action()),
@@ -162,9 +142,7 @@ fn filter_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<u32, SeccompError> {
         bits |= match flag {
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
-                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
-            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
             // Only valid together with a notification listener, which needs SCMP_ACT_NOTIFY.
             other => return Err(SeccompError::UnsupportedFlag(*other)),
         } as u32;
@@ -173,11 +151,7 @@ fn filter_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<u32, SeccompError> {
 }
 
 /// OCI action (+ errnoRet) → libseccomp action.
-fn action(
-    act: LinuxSeccompAction,
-    errno_ret: Option<u32>,
-    what: &str,
-) -> Result<ScmpAction, SeccompError> {
+fn action(act: LinuxSeccompAction, errno_ret: Option<u32>, what: &str) -> Result<ScmpAction, SeccompError> {
     // With no errnoRet, ERRNO and TRACE return EPERM, as in runc and crun.
     let data = |value: Option<u32>| -> Result<u16, SeccompError> {
         let value = value.unwrap_or(libc::EPERM as u32);
@@ -187,9 +161,7 @@ fn action(
         })
     };
     Ok(match act {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-            ScmpAction::KillThread
-        }
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
         LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(i32::from(data(errno_ret)?)),
@@ -206,12 +178,7 @@ fn action(
     })
 }
 
-fn arg_compare(
-    index: u32,
-    op: LinuxSeccompOperator,
-    value: u64,
-    value_two: Option<u64>,
-) -> ScmpArgCompare {
+fn arg_compare(index: u32, op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> ScmpArgCompare {
     let op = match op {
         LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
         LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
@@ -221,11 +188,7 @@ fn arg_compare(
         LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
         // OCI: `value` is the mask, `valueTwo` what the masked argument must equal.
         LinuxSeccompOperator::ScmpCmpMaskedEq => {
-            return ScmpArgCompare::new(
-                index,
-                ScmpCompareOp::MaskedEqual(value),
-                value_two.unwrap_or(0),
-            );
+            return ScmpArgCompare::new(index, ScmpCompareOp::MaskedEqual(value), value_two.unwrap_or(0));
         }
     };
     ScmpArgCompare::new(index, op, value)
@@ -273,11 +236,10 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompErro
     }
     // SAFETY: fd is a fresh descriptor nobody else owns.
     let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    ctx.export_bpf(&file)
-        .map_err(|source| SeccompError::Libseccomp {
-            context: "exporting the BPF program".into(),
-            source,
-        })?;
+    ctx.export_bpf(&file).map_err(|source| SeccompError::Libseccomp {
+        context: "exporting the BPF program".into(),
+        source,
+    })?;
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0))
         .and_then(|_| file.read_to_end(&mut bytes))
@@ -287,10 +249,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompErro
             "reading the exported BPF program",
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!(
-                    "{} bytes is not a whole number of instructions",
-                    bytes.len()
-                ),
+                format!("{} bytes is not a whole number of instructions", bytes.len()),
             ),
         )
     })
@@ -389,38 +348,19 @@ fn enosys_stub(arches: &[ScmpArch], highest: &HashMap<ScmpArch, u32>) -> Vec<lib
     } else {
         None
     };
-    let x32 = if has(ScmpArch::X32) {
-        max(ScmpArch::X32)
-    } else {
-        None
-    };
+    let x32 = if has(ScmpArch::X32) { max(ScmpArch::X32) } else { None };
     if x64.is_some() || x32.is_some() {
         let mut code = vec![Ins::Load(DATA_NR)];
         let (is_x32, is_x64) = (label(), label());
-        code.push(Ins::Jump(
-            libc::BPF_JSET,
-            X32_SYSCALL_BIT,
-            Label(is_x32),
-            Label(is_x64),
-        ));
+        code.push(Ins::Jump(libc::BPF_JSET, X32_SYSCALL_BIT, Label(is_x32), Label(is_x64)));
         code.push(Ins::Label(is_x32));
         match x32 {
-            Some(m) => code.push(Ins::Jump(
-                libc::BPF_JGT,
-                m,
-                Label(L_ENOSYS),
-                Label(L_FILTER),
-            )),
+            Some(m) => code.push(Ins::Jump(libc::BPF_JGT, m, Label(L_ENOSYS), Label(L_FILTER))),
             None => code.push(Ins::Jump(libc::BPF_JA, 0, Label(L_FILTER), Label(L_FILTER))),
         }
         code.push(Ins::Label(is_x64));
         match x64 {
-            Some(m) => code.push(Ins::Jump(
-                libc::BPF_JGT,
-                m,
-                Label(L_ENOSYS),
-                Label(L_FILTER),
-            )),
+            Some(m) => code.push(Ins::Jump(libc::BPF_JGT, m, Label(L_ENOSYS), Label(L_FILTER))),
             None => code.push(Ins::Jump(libc::BPF_JA, 0, Label(L_FILTER), Label(L_FILTER))),
         }
         blocks.push((AUDIT_ARCH_X86_64, code));
@@ -435,19 +375,9 @@ fn enosys_stub(arches: &[ScmpArch], highest: &HashMap<ScmpArch, u32>) -> Vec<lib
         };
         let mut code = vec![Ins::Load(DATA_NR)];
         if arch == ScmpArch::Arm {
-            code.push(Ins::Jump(
-                libc::BPF_JGE,
-                ARM_PRIVATE_BASE,
-                Label(L_FILTER),
-                Next,
-            ));
+            code.push(Ins::Jump(libc::BPF_JGE, ARM_PRIVATE_BASE, Label(L_FILTER), Next));
         }
-        code.push(Ins::Jump(
-            libc::BPF_JGT,
-            m,
-            Label(L_ENOSYS),
-            Label(L_FILTER),
-        ));
+        code.push(Ins::Jump(libc::BPF_JGT, m, Label(L_ENOSYS), Label(L_FILTER)));
         blocks.push((audit, code));
     }
     if blocks.is_empty() {

@@ -45,11 +45,7 @@ use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilt
 /// on x86_64 and [SCMP_ARCH_AARCH64, SCMP_ARCH_ARM] on aarch64; the rule groups whose
 /// includes and excludes match).
 pub fn docker_default(caps: &[caps::Capability]) -> LinuxSeccomp {
-    profile::resolve(
-        caps,
-        profile::running_arch_name(),
-        profile::KernelVersion::running(),
-    )
+    profile::resolve(caps, profile::running_arch_name(), profile::KernelVersion::running())
 }
 
 /// A compiled BPF program, ready to load.
@@ -179,9 +175,7 @@ pub enum SeccompError {
         reason: &'static str,
     },
     /// A filter flag Slipway cannot apply (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV).
-    #[error(
-        "seccomp flag {0} is not supported: it only applies to SCMP_ACT_NOTIFY, which Slipway does not support"
-    )]
+    #[error("seccomp flag {0} is not supported: it only applies to SCMP_ACT_NOTIFY, which Slipway does not support")]
     UnsupportedFlag(LinuxSeccompFilterFlag),
     /// An architecture libseccomp cannot build a filter for.
     #[error("seccomp architecture {arch} is not supported ({reason})")]

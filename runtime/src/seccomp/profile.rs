@@ -20,8 +20,7 @@ use std::sync::OnceLock;
 
 use caps::Capability;
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompOperator,
-    LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompOperator, LinuxSyscall,
 };
 
 use super::profile_table::{ARCH_MAP, RULES};
@@ -186,12 +185,7 @@ fn kernel_at_least(kernel: Option<KernelVersion>, min: KernelVersion) -> Option<
 
 impl RuleGroup {
     /// Whether Docker keeps this group for a container with `caps` on `arch` and `kernel`.
-    pub(crate) fn applies(
-        &self,
-        caps: &[Capability],
-        arch: &str,
-        kernel: Option<KernelVersion>,
-    ) -> bool {
+    pub(crate) fn applies(&self, caps: &[Capability], arch: &str, kernel: Option<KernelVersion>) -> bool {
         let ex = &self.excludes;
         if ex.arches.contains(&arch) || ex.caps.iter().any(|c| caps.contains(c)) {
             return false;
@@ -234,10 +228,7 @@ impl RuleGroup {
                 .args
                 .iter()
                 .map(|a| {
-                    let arg = LinuxSeccompArgBuilder::default()
-                        .index(a.index)
-                        .value(a.value)
-                        .op(a.op);
+                    let arg = LinuxSeccompArgBuilder::default().index(a.index).value(a.value).op(a.op);
                     let arg = if a.value_two != 0 {
                         arg.value_two(a.value_two)
                     } else {
@@ -254,22 +245,14 @@ impl RuleGroup {
 
 /// Resolves Docker's default profile for `caps` on the architecture Docker calls `arch`
 /// and the given kernel version (see the module documentation for the rules).
-pub(crate) fn resolve(
-    caps: &[Capability],
-    arch: &str,
-    kernel: Option<KernelVersion>,
-) -> LinuxSeccomp {
+pub(crate) fn resolve(caps: &[Capability], arch: &str, kernel: Option<KernelVersion>) -> LinuxSeccomp {
     let mut seccomp = LinuxSeccomp::default();
     seccomp.set_default_action(LinuxSeccompAction::ScmpActErrno);
     seccomp.set_default_errno_ret(Some(libc::EPERM as u32));
 
     let architectures: Vec<Arch> = seccomp_arch_for(arch)
         .and_then(|native| ARCH_MAP.iter().find(|e| e.arch == native))
-        .map(|e| {
-            std::iter::once(e.arch)
-                .chain(e.sub_arches.iter().copied())
-                .collect()
-        })
+        .map(|e| std::iter::once(e.arch).chain(e.sub_arches.iter().copied()).collect())
         .unwrap_or_default();
     if !architectures.is_empty() {
         seccomp.set_architectures(Some(architectures));
@@ -307,14 +290,8 @@ mod tests {
 
     #[test]
     fn kernel_release_parsing_matches_docker() {
-        assert_eq!(
-            KernelVersion::parse("6.18.44-fc-v595"),
-            Some(KernelVersion::new(6, 18))
-        );
-        assert_eq!(
-            KernelVersion::parse("3.12-1-amd64"),
-            Some(KernelVersion::new(3, 12))
-        );
+        assert_eq!(KernelVersion::parse("6.18.44-fc-v595"), Some(KernelVersion::new(6, 18)));
+        assert_eq!(KernelVersion::parse("3.12-1-amd64"), Some(KernelVersion::new(3, 12)));
         assert_eq!(KernelVersion::parse("4.8"), Some(KernelVersion::new(4, 8)));
         assert_eq!(KernelVersion::parse("garbage"), None);
         assert!(KernelVersion::new(4, 10) > KernelVersion::new(4, 8));
@@ -326,10 +303,7 @@ mod tests {
         let groups = rule_groups();
         assert_eq!(groups.len(), 33);
         assert_eq!(groups[0].names.len(), 361);
-        let mut all: Vec<&str> = groups
-            .iter()
-            .flat_map(|g| g.names.iter().copied())
-            .collect();
+        let mut all: Vec<&str> = groups.iter().flat_map(|g| g.names.iter().copied()).collect();
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 426);
@@ -344,11 +318,7 @@ mod tests {
 
     #[test]
     fn default_caps_on_amd64() {
-        let s = resolve(
-            &DOCKER_DEFAULT_CAPS,
-            "amd64",
-            Some(KernelVersion::new(6, 18)),
-        );
+        let s = resolve(&DOCKER_DEFAULT_CAPS, "amd64", Some(KernelVersion::new(6, 18)));
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(s.default_errno_ret(), Some(1));
         assert_eq!(
@@ -391,10 +361,7 @@ mod tests {
             "open_by_handle_at",
             "breakpoint",
         ] {
-            assert!(
-                rules_naming(&s, refused).is_empty(),
-                "{refused} must not be allowed"
-            );
+            assert!(rules_naming(&s, refused).is_empty(), "{refused} must not be allowed");
         }
         assert_eq!(rules_naming(&s, "socket").len(), 3);
         assert_eq!(rules_naming(&s, "personality").len(), 5);
@@ -402,11 +369,7 @@ mod tests {
 
     #[test]
     fn json_matches_what_docker_writes() {
-        let s = resolve(
-            &DOCKER_DEFAULT_CAPS,
-            "amd64",
-            Some(KernelVersion::new(6, 18)),
-        );
+        let s = resolve(&DOCKER_DEFAULT_CAPS, "amd64", Some(KernelVersion::new(6, 18)));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(json["defaultErrnoRet"], 1);
@@ -429,19 +392,11 @@ mod tests {
 
     #[test]
     fn old_kernels_do_not_get_ptrace() {
-        let s = resolve(
-            &DOCKER_DEFAULT_CAPS,
-            "amd64",
-            Some(KernelVersion::new(4, 4)),
-        );
+        let s = resolve(&DOCKER_DEFAULT_CAPS, "amd64", Some(KernelVersion::new(4, 4)));
         assert!(rules_naming(&s, "ptrace").is_empty());
         let s = resolve(&DOCKER_DEFAULT_CAPS, "amd64", None);
         assert!(rules_naming(&s, "ptrace").is_empty());
-        let s = resolve(
-            &DOCKER_DEFAULT_CAPS,
-            "amd64",
-            Some(KernelVersion::new(4, 8)),
-        );
+        let s = resolve(&DOCKER_DEFAULT_CAPS, "amd64", Some(KernelVersion::new(4, 8)));
         assert_eq!(rules_naming(&s, "ptrace").len(), 1);
     }
 
@@ -477,11 +432,7 @@ mod tests {
 
     #[test]
     fn arm64_and_s390x_get_their_own_rules() {
-        let s = resolve(
-            &DOCKER_DEFAULT_CAPS,
-            "arm64",
-            Some(KernelVersion::new(6, 1)),
-        );
+        let s = resolve(&DOCKER_DEFAULT_CAPS, "arm64", Some(KernelVersion::new(6, 1)));
         assert_eq!(
             s.architectures().as_deref(),
             Some(&[Arch::ScmpArchAarch64, Arch::ScmpArchArm][..])
@@ -489,11 +440,7 @@ mod tests {
         assert_eq!(rules_naming(&s, "set_tls").len(), 1);
         assert!(rules_naming(&s, "arch_prctl").is_empty());
 
-        let s = resolve(
-            &DOCKER_DEFAULT_CAPS,
-            "s390x",
-            Some(KernelVersion::new(6, 1)),
-        );
+        let s = resolve(&DOCKER_DEFAULT_CAPS, "s390x", Some(KernelVersion::new(6, 1)));
         let clone = rules_naming(&s, "clone");
         assert_eq!(clone.len(), 1);
         assert_eq!(clone[0].args().as_ref().unwrap()[0].index(), 1);
@@ -503,11 +450,7 @@ mod tests {
         );
 
         // No archMap entry: no architectures list (the runtime's native arch only).
-        let s = resolve(
-            &DOCKER_DEFAULT_CAPS,
-            "ppc64le",
-            Some(KernelVersion::new(6, 1)),
-        );
+        let s = resolve(&DOCKER_DEFAULT_CAPS, "ppc64le", Some(KernelVersion::new(6, 1)));
         assert!(s.architectures().is_none());
         assert_eq!(rules_naming(&s, "swapcontext").len(), 1);
     }

@@ -582,11 +582,7 @@ pub(crate) static RULES: &[RuleGroup] = &[
         excludes: ANY,
     },
     RuleGroup {
-        names: &[
-            "s390_pci_mmio_read",
-            "s390_pci_mmio_write",
-            "s390_runtime_instr",
-        ],
+        names: &["s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"],
         action: RuleAction::Allow,
         args: &[],
         includes: Cond {
@@ -800,12 +796,7 @@ pub(crate) static RULES: &[RuleGroup] = &[
         excludes: ANY,
     },
     RuleGroup {
-        names: &[
-            "get_mempolicy",
-            "mbind",
-            "set_mempolicy",
-            "set_mempolicy_home_node",
-        ],
+        names: &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"],
         action: RuleAction::Allow,
         args: &[],
         includes: Cond {

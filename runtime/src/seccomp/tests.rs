@@ -15,8 +15,8 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompArg, LinuxSeccompArgBuilder,
-    LinuxSeccompFilterFlag, LinuxSeccompOperator as Op, LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction as Act, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator as Op, LinuxSyscall,
 };
 use sha2::Digest as _;
 
@@ -72,8 +72,7 @@ struct ChildRun {
 /// writes their results to a pipe.
 fn run_in_child(filter: Option<&Filter>, probes: &[Call]) -> ChildRun {
     assert!(probes.len() <= MAX_PROBES);
-    let (read_end, write_end): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
+    let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
     // SAFETY: the child only makes async-signal-safe calls and leaves with _exit.
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => {
@@ -102,11 +101,7 @@ fn run_in_child(filter: Option<&Filter>, probes: &[Call]) -> ChildRun {
             }
             // SAFETY: writing our own buffer (well under PIPE_BUF, so in one piece).
             unsafe {
-                libc::write(
-                    write_end.as_raw_fd(),
-                    out.as_ptr().cast(),
-                    std::mem::size_of_val(&out),
-                );
+                libc::write(write_end.as_raw_fd(), out.as_ptr().cast(), std::mem::size_of_val(&out));
                 libc::_exit(0);
             }
         }
@@ -132,12 +127,7 @@ fn run_in_child(filter: Option<&Filter>, probes: &[Call]) -> ChildRun {
                     .chunks_exact(8)
                     .map(|c| i64::from_ne_bytes(c.try_into().unwrap()))
                     .collect();
-                assert_eq!(
-                    all[0],
-                    0,
-                    "child setup failed: {}",
-                    Errno::from_raw(-all[0] as i32)
-                );
+                assert_eq!(all[0], 0, "child setup failed: {}", Errno::from_raw(-all[0] as i32));
                 all[1..=probes.len()].to_vec()
             });
             ChildRun { results, status }
@@ -227,24 +217,11 @@ fn check_probes(filter: &Filter, probes: &[Probe]) {
     let filtered = results_under(Some(filter), &calls);
     let mut failures = Vec::new();
     for ((p, &base), &got) in probes.iter().zip(&baseline).zip(&filtered) {
-        eprintln!(
-            "{:<34} filtered: {:<22} unfiltered: {}",
-            p.name,
-            show(got),
-            show(base)
-        );
+        eprintln!("{:<34} filtered: {:<22} unfiltered: {}", p.name, show(got), show(base));
         if !p.expect.check(got) {
-            failures.push(format!(
-                "{}: expected {:?}, got {}",
-                p.name,
-                p.expect,
-                show(got)
-            ));
+            failures.push(format!("{}: expected {:?}, got {}", p.name, p.expect, show(got)));
         }
-        if matches!(p.expect, Expect::Fails(Errno::EPERM))
-            && base == -(Errno::EPERM as i64)
-            && !p.host_may_refuse
-        {
+        if matches!(p.expect, Expect::Fails(Errno::EPERM)) && base == -(Errno::EPERM as i64) && !p.host_may_refuse {
             failures.push(format!("{}: EPERM even without the filter", p.name));
         }
     }
@@ -264,10 +241,7 @@ fn p_seccomp_mode() -> i64 {
     let mut len = 0usize;
     // SAFETY: reading into our stack buffer.
     unsafe {
-        let fd = libc::open(
-            c"/proc/self/status".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
+        let fd = libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         if fd < 0 {
             return -i64::from(Errno::last_raw());
         }
@@ -283,9 +257,7 @@ fn p_seccomp_mode() -> i64 {
     let key = b"\nSeccomp:\t";
     let text = &buf[..len];
     match text.windows(key.len()).position(|w| w == key) {
-        Some(at) => text
-            .get(at + key.len())
-            .map_or(-1, |b| i64::from(b.wrapping_sub(b'0'))),
+        Some(at) => text.get(at + key.len()).map_or(-1, |b| i64::from(b.wrapping_sub(b'0'))),
         None => -1,
     }
 }
@@ -294,16 +266,7 @@ fn p_seccomp_mode() -> i64 {
 /// leaves at once; the caller reaps it and reports its pid.
 fn clone_with(flags: libc::c_long) -> i64 {
     // SAFETY: without CLONE_VM the child runs on a copy of our memory and only _exits.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags | libc::SIGCHLD as libc::c_long,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
     if pid == 0 {
         unsafe { libc::_exit(0) };
     }
@@ -466,11 +429,7 @@ fn docker_profile_with_default_caps_behaves_like_docker() {
         probe("socket(AF_NETLINK)", p_socket_netlink, Ok),
         probe("personality(0xffffffff)", p_personality_query, Ok),
         probe("personality(PER_LINUX)", p_personality_linux, Ok),
-        probe(
-            "personality(READ_IMPLIES_EXEC)",
-            p_personality_read_implies_exec,
-            eperm,
-        ),
+        probe("personality(READ_IMPLIES_EXEC)", p_personality_read_implies_exec, eperm),
         probe("keyctl", p_keyctl, eperm),
         probe("add_key", p_add_key, eperm),
         probe_sysctl("io_uring_setup", p_io_uring_setup, eperm),
@@ -480,16 +439,8 @@ fn docker_profile_with_default_caps_behaves_like_docker() {
         probe_sysctl("bpf", p_bpf, eperm),
         probe("ptrace", p_ptrace_invalid, ptrace_expectation()),
         probe("reboot (no CAP_SYS_BOOT)", p_reboot_bad_magic, eperm),
-        probe(
-            "chroot (CAP_SYS_CHROOT)",
-            p_chroot_empty,
-            Fails(Errno::ENOENT),
-        ),
-        probe(
-            "clock_settime (no CAP_SYS_TIME)",
-            p_clock_settime_bad,
-            eperm,
-        ),
+        probe("chroot (CAP_SYS_CHROOT)", p_chroot_empty, Fails(Errno::ENOENT)),
+        probe("clock_settime (no CAP_SYS_TIME)", p_clock_settime_bad, eperm),
         probe("open_by_handle_at", p_open_by_handle_at, eperm),
         probe_sysctl("syslog", p_syslog_size, eperm),
         // Newer than libseccomp 2.5.4: ENOSYS (the stub), or allowed by a newer one.
@@ -526,10 +477,7 @@ fn syscalls_newer_than_the_spec_get_enosys() {
     // Allow write (the report), exit_group (_exit) and getpid; everything else EPERM,
     // except syscalls numbered above the highest of these three: ENOSYS.
     let allowed = ["write", "exit_group", "getpid"];
-    let spec = spec_with(
-        Act::ScmpActErrno,
-        vec![rule(&allowed, Act::ScmpActAllow, None, vec![])],
-    );
+    let spec = spec_with(Act::ScmpActErrno, vec![rule(&allowed, Act::ScmpActAllow, None, vec![])]);
     let highest = allowed
         .iter()
         .map(|n| i32::from(libseccomp::ScmpSyscall::from_name(n).unwrap()))
@@ -537,9 +485,7 @@ fn syscalls_newer_than_the_spec_get_enosys() {
         .unwrap();
     let probes: [(&str, Call); 5] = [
         ("gettid", || ret(unsafe { libc::syscall(libc::SYS_gettid) })),
-        ("getppid", || {
-            ret(unsafe { libc::syscall(libc::SYS_getppid) })
-        }),
+        ("getppid", || ret(unsafe { libc::syscall(libc::SYS_getppid) })),
         ("uname", p_uname),
         ("getrandom", || {
             let mut b = [0u8; 4];
@@ -555,11 +501,7 @@ fn syscalls_newer_than_the_spec_get_enosys() {
     let (mut saw_enosys, mut saw_eperm) = (false, false);
     for ((name, _), got) in probes.iter().zip(got) {
         let nr = i32::from(libseccomp::ScmpSyscall::from_name(name).unwrap());
-        let want = if nr > highest {
-            Errno::ENOSYS
-        } else {
-            Errno::EPERM
-        };
+        let want = if nr > highest { Errno::ENOSYS } else { Errno::EPERM };
         saw_enosys |= want == Errno::ENOSYS;
         saw_eperm |= want == Errno::EPERM;
         assert_eq!(got, -(want as i64), "{name} (nr {nr}, highest {highest})");
@@ -684,12 +626,7 @@ fn spec_with(default: Act, syscalls: Vec<LinuxSyscall>) -> LinuxSeccomp {
     spec
 }
 
-fn rule(
-    names: &[&str],
-    action: Act,
-    errno: Option<u32>,
-    args: Vec<LinuxSeccompArg>,
-) -> LinuxSyscall {
+fn rule(names: &[&str], action: Act, errno: Option<u32>, args: Vec<LinuxSeccompArg>) -> LinuxSyscall {
     let mut r = LinuxSyscall::default();
     r.set_names(names.iter().map(|n| (*n).to_owned()).collect());
     r.set_action(action);
@@ -701,10 +638,7 @@ fn rule(
 }
 
 fn arg(index: usize, op: Op, value: u64, value_two: Option<u64>) -> LinuxSeccompArg {
-    let a = LinuxSeccompArgBuilder::default()
-        .index(index)
-        .op(op)
-        .value(value);
+    let a = LinuxSeccompArgBuilder::default().index(index).op(op).value(value);
     match value_two {
         Some(v) => a.value_two(v),
         None => a,
@@ -778,10 +712,7 @@ fn comparisons_on_one_argument_are_ored_on_different_ones_anded() {
             &["getpid"],
             Act::ScmpActErrno,
             errno,
-            vec![
-                arg(0, Op::ScmpCmpEq, 1, None),
-                arg(0, Op::ScmpCmpEq, 2, None),
-            ],
+            vec![arg(0, Op::ScmpCmpEq, 1, None), arg(0, Op::ScmpCmpEq, 2, None)],
         )],
     );
     let got = results_under(Some(&compile(&same, None).unwrap()), &calls);
@@ -796,10 +727,7 @@ fn comparisons_on_one_argument_are_ored_on_different_ones_anded() {
             &["getpid"],
             Act::ScmpActErrno,
             errno,
-            vec![
-                arg(0, Op::ScmpCmpEq, 1, None),
-                arg(1, Op::ScmpCmpEq, 2, None),
-            ],
+            vec![arg(0, Op::ScmpCmpEq, 1, None), arg(1, Op::ScmpCmpEq, 2, None)],
         )],
     );
     let got = results_under(Some(&compile(&different, None).unwrap()), &calls);
@@ -829,11 +757,7 @@ fn errno_log_and_trace_actions() {
     ];
     let got = results_under(Some(&compile(&spec, None).unwrap()), &calls);
     assert_eq!(got[0], -77);
-    assert_eq!(
-        got[1],
-        -(Errno::EPERM as i64),
-        "ERRNO without errnoRet is EPERM"
-    );
+    assert_eq!(got[1], -(Errno::EPERM as i64), "ERRNO without errnoRet is EPERM");
     assert!(got[2] > 0);
     assert_eq!(got[3], -(Errno::ENOSYS as i64));
 }
@@ -846,15 +770,9 @@ fn kill_and_trap_actions_end_the_child_with_sigsys() {
         Act::ScmpActKillThread,
         Act::ScmpActTrap,
     ] {
-        let spec = spec_with(
-            Act::ScmpActAllow,
-            vec![rule(&["getppid"], action, None, vec![])],
-        );
+        let spec = spec_with(Act::ScmpActAllow, vec![rule(&["getppid"], action, None, vec![])]);
         let filter = compile(&spec, None).unwrap();
-        let run = run_in_child(
-            Some(&filter),
-            &[|| ret(unsafe { libc::syscall(libc::SYS_getppid) })],
-        );
+        let run = run_in_child(Some(&filter), &[|| ret(unsafe { libc::syscall(libc::SYS_getppid) })]);
         assert!(run.results.is_none(), "{action}: the child reported");
         match run.status {
             WaitStatus::Signaled(_, Signal::SIGSYS, _) => {}
@@ -876,10 +794,7 @@ fn flags_are_passed_to_the_kernel() {
     ]));
     let filter = compile(&spec, None).unwrap();
     assert_eq!(filter.flags(), 0b111);
-    let got = results_under(
-        Some(&filter),
-        &[|| ret(unsafe { libc::syscall(libc::SYS_getppid) })],
-    );
+    let got = results_under(Some(&filter), &[|| ret(unsafe { libc::syscall(libc::SYS_getppid) })]);
     assert_eq!(got, [-77]);
 }
 
@@ -909,9 +824,7 @@ fn notify_is_refused_at_compile_time() {
 #[test]
 fn wait_killable_recv_flag_is_refused() {
     let mut spec = spec_with(Act::ScmpActAllow, vec![]);
-    spec.set_flags(Some(vec![
-        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
-    ]));
+    spec.set_flags(Some(vec![LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv]));
     assert!(matches!(
         compile(&spec, None),
         Err(SeccompError::UnsupportedFlag(
@@ -928,12 +841,7 @@ fn unknown_syscall_names_are_skipped() {
     );
     let unknown = spec_with(
         Act::ScmpActErrno,
-        vec![rule(
-            &["getpid", "no_such_syscall_42"],
-            Act::ScmpActAllow,
-            None,
-            vec![],
-        )],
+        vec![rule(&["getpid", "no_such_syscall_42"], Act::ScmpActAllow, None, vec![])],
     );
     let a = compile(&known, None).unwrap();
     let b = compile(&unknown, None).unwrap();
@@ -1012,11 +920,7 @@ fn compiling_is_deterministic_and_fits_the_kernel() {
         compile::instruction_bytes(&a.program),
         compile::instruction_bytes(&b.program)
     );
-    assert!(
-        a.len() > 100 && a.len() < compile::MAX_INSTRUCTIONS,
-        "{}",
-        a.len()
-    );
+    assert!(a.len() > 100 && a.len() < compile::MAX_INSTRUCTIONS, "{}", a.len());
     assert_eq!(a.flags(), 0);
     assert!(!a.is_empty());
 }
@@ -1086,11 +990,7 @@ fn disk_cache_is_read_back_and_repaired() {
         let (filter, origin) = compile_with(&spec, Some(&cache_dir), false).unwrap();
         assert_eq!(origin, Origin::Compiled, "{what}");
         assert_eq!(filter.len(), first.len(), "{what}");
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            good,
-            "{what}: file rewritten"
-        );
+        assert_eq!(std::fs::read(&path).unwrap(), good, "{what}: file rewritten");
         let (_, origin) = compile_with(&spec, Some(&cache_dir), false).unwrap();
         assert_eq!(origin, Origin::Disk, "{what}");
     }

@@ -1,5 +1,6 @@
 //! `slipway bench`: the speed targets, measured against a peer in the same run.
 
+pub mod runtime;
 pub mod site;
 
 use std::io::{Read, Write};
@@ -68,11 +69,7 @@ impl Drop for ServerProcess {
 
 /// A plain HTTP/1.1 GET for the benchmarks' set-up steps (not what is measured): returns
 /// the response head and body.
-pub fn http_get(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Result<(String, Vec<u8>)> {
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<(String, Vec<u8>)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");

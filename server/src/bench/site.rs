@@ -41,10 +41,7 @@ fn wrk(scenario: &str, url: &str, headers: &[(&str, &str)], o: &Options) -> Resu
         args.push(format!("{k}: {v}"));
     }
     args.push(url.into());
-    let out = Command::new("wrk")
-        .args(&args)
-        .output()
-        .context("running wrk")?;
+    let out = Command::new("wrk").args(&args).output().context("running wrk")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || text.contains("Socket errors") && text.contains("timeout") {
         bail!(
@@ -70,13 +67,7 @@ fn wrk(scenario: &str, url: &str, headers: &[(&str, &str)], o: &Options) -> Resu
     };
     let shown: Vec<String> = args
         .iter()
-        .map(|a| {
-            if a.contains(' ') {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        })
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
         .collect();
     Ok(Figure {
         scenario: scenario.into(),
@@ -110,8 +101,7 @@ struct Nginx {
 impl Nginx {
     fn start(page: &[u8]) -> Result<Nginx> {
         let bin = require_tool("nginx", "nginx-light")?;
-        let dir =
-            std::env::temp_dir().join(format!("slipway-bench-nginx-{}", uuid::Uuid::new_v4()));
+        let dir = std::env::temp_dir().join(format!("slipway-bench-nginx-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("root"))?;
         std::fs::write(dir.join("root/page.html"), page)?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -204,12 +194,7 @@ pub fn run(o: &Options) -> Result<Vec<Figure>> {
     match Nginx::start(&page) {
         Ok(nginx) => {
             let peer = format!("http://127.0.0.1:{}/page.html", nginx.port);
-            figures.push(wrk(
-                "peer: nginx, the same page as a static file",
-                &peer,
-                &[],
-                o,
-            )?);
+            figures.push(wrk("peer: nginx, the same page as a static file", &peer, &[], o)?);
         }
         Err(e) => eprintln!("peer skipped: {e:#}"),
     }
@@ -218,10 +203,7 @@ pub fn run(o: &Options) -> Result<Vec<Figure>> {
 }
 
 pub fn print(figures: &[Figure]) {
-    println!(
-        "{:<56} {:>10} {:>9} {:>9}",
-        "scenario", "req/s", "p50 ms", "p99 ms"
-    );
+    println!("{:<56} {:>10} {:>9} {:>9}", "scenario", "req/s", "p50 ms", "p99 ms");
     for f in figures {
         println!(
             "{:<56} {:>10.0} {:>9.2} {:>9.2}",

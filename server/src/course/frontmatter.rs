@@ -87,15 +87,9 @@ pub fn split(text: &str) -> Result<Split<'_>, HeaderError> {
 }
 
 /// Parses a YAML document into `T`, mapping the parser's position to a line of the file.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(
-    yaml: &str,
-    first_line: usize,
-) -> Result<T, HeaderError> {
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(yaml: &str, first_line: usize) -> Result<T, HeaderError> {
     serde_norway::from_str(yaml).map_err(|e| {
-        let line = e
-            .location()
-            .map(|l| first_line + l.line() - 1)
-            .unwrap_or(first_line);
+        let line = e.location().map(|l| first_line + l.line() - 1).unwrap_or(first_line);
         // The parser appends "at line L column C" in its own numbering; ours is the file's.
         let message = e.to_string();
         let message = match message.find(" at line ") {
@@ -124,12 +118,7 @@ mod tests {
     #[test]
     fn reports_unclosed_and_missing_headers() {
         assert_eq!(split("no header").unwrap_err().line, 1);
-        assert!(
-            split("---\ntitle: x\n")
-                .unwrap_err()
-                .message
-                .contains("never closed")
-        );
+        assert!(split("---\ntitle: x\n").unwrap_err().message.contains("never closed"));
     }
 
     #[test]

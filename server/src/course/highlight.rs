@@ -68,10 +68,7 @@ pub fn highlight(code: &str, lang: &str) -> String {
     };
     let mut generator = ClassedHTMLGenerator::new_with_class_style(syntax, &SYNTAXES, CLASS_STYLE);
     for line in LinesWithEndings::from(code) {
-        if generator
-            .parse_html_for_line_which_includes_newline(line)
-            .is_err()
-        {
+        if generator.parse_html_for_line_which_includes_newline(line).is_err() {
             // A grammar that fails on odd input must not lose the code: show it plain.
             return html_escape::encode_text(code).into_owned();
         }
@@ -94,8 +91,7 @@ pub fn stylesheet() -> String {
 /// Prefixes every rule of a theme's CSS with `scope`. The theme's base rule colours the
 /// code's text; its background is left to the site's stylesheet.
 fn scoped(theme: &Theme, scope: &str) -> String {
-    let css =
-        strip_comments(&css_for_theme_with_class_style(theme, CLASS_STYLE).unwrap_or_default());
+    let css = strip_comments(&css_for_theme_with_class_style(theme, CLASS_STYLE).unwrap_or_default());
     let mut out = String::new();
     for rule in css.split('}') {
         let Some((selectors, body)) = rule.split_once('{') else {
@@ -118,11 +114,7 @@ fn scoped(theme: &Theme, scope: &str) -> String {
         if selectors.is_empty() || body.is_empty() {
             continue;
         }
-        out.push_str(&format!(
-            "{} {{ {}; }}\n",
-            selectors.join(", "),
-            body.join("; ")
-        ));
+        out.push_str(&format!("{} {{ {}; }}\n", selectors.join(", "), body.join("; ")));
     }
     out
 }
@@ -181,10 +173,7 @@ mod tests {
     fn stylesheet_has_both_themes() {
         let css = stylesheet();
         assert!(css.contains(":root[data-theme=dark] .code"));
-        assert!(
-            css.contains(":root:not([data-theme=dark]) pre.code { color:"),
-            "{css}"
-        );
+        assert!(css.contains(":root:not([data-theme=dark]) pre.code { color:"), "{css}");
         assert!(!css.contains("background"), "{css}");
         assert!(!css.contains("/*  theme"), "{css}");
     }

@@ -9,10 +9,7 @@ pub struct Report<'c> {
 
 impl Report<'_> {
     pub fn errors(&self) -> usize {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .count()
+        self.problems.iter().filter(|p| p.severity == Severity::Error).count()
     }
     pub fn warnings(&self) -> usize {
         self.problems.len() - self.errors()

@@ -180,7 +180,9 @@ pub fn render(markdown: &str, renderer: &Renderer) -> Rendered {
                     rendered.findings.push(Finding {
                         line,
                         severity: Severity::Warning,
-                        message: "a level-1 heading inside a lesson: the page shows the title already; use `##` for sections".into(),
+                        message:
+                            "a level-1 heading inside a lesson: the page shows the title already; use `##` for sections"
+                                .into(),
                     });
                 }
                 if depth == 2 || depth == 3 {
@@ -190,9 +192,8 @@ pub fn render(markdown: &str, renderer: &Renderer) -> Rendered {
                         text,
                     });
                 }
-                let anchor = format!(
-                    "<a class=\"heading-anchor\" href=\"#{id}\" aria-label=\"Link to this section\">#</a>"
-                );
+                let anchor =
+                    format!("<a class=\"heading-anchor\" href=\"#{id}\" aria-label=\"Link to this section\">#</a>");
                 out.push(Event::Start(Tag::Heading {
                     level: h.level,
                     id: Some(id.into()),
@@ -294,12 +295,7 @@ pub fn render(markdown: &str, renderer: &Renderer) -> Rendered {
     rendered
 }
 
-fn resolve_link<'e>(
-    dest: CowStr<'e>,
-    line: usize,
-    renderer: &Renderer,
-    findings: &mut Vec<Finding>,
-) -> CowStr<'e> {
+fn resolve_link<'e>(dest: CowStr<'e>, line: usize, renderer: &Renderer, findings: &mut Vec<Finding>) -> CowStr<'e> {
     match (renderer.resolve)(&dest) {
         LinkTarget::Keep => dest,
         LinkTarget::Rewrite(url) => url.into(),
@@ -336,9 +332,7 @@ fn code_block(lang: &str, code: &str, line: usize, rendered: &mut Rendered) -> S
         rendered.findings.push(Finding {
             line,
             severity: Severity::Warning,
-            message: format!(
-                "code block language `{lang}` is not known; it is shown without highlighting"
-            ),
+            message: format!("code block language `{lang}` is not known; it is shown without highlighting"),
         });
     }
     let label = if lang.is_empty() { "text" } else { lang };
@@ -355,9 +349,7 @@ fn code_block(lang: &str, code: &str, line: usize, rendered: &mut Rendered) -> S
                             html_escape::encode_text(prompt)
                         ));
                     }
-                    body.push_str(
-                        highlight::highlight(&format!("{text}\n"), "bash").trim_end_matches('\n'),
-                    );
+                    body.push_str(highlight::highlight(&format!("{text}\n"), "bash").trim_end_matches('\n'));
                     body.push('\n');
                 }
                 shell::Line::Output(text) => {
@@ -412,10 +404,7 @@ impl IdAllocator {
 /// The ids the renderer gives a page's headings, in order (for links made elsewhere).
 pub fn heading_ids<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut ids = IdAllocator::default();
-    texts
-        .into_iter()
-        .map(|t| ids.allocate(&slugify(t.trim())))
-        .collect()
+    texts.into_iter().map(|t| ids.allocate(&slugify(t.trim()))).collect()
 }
 
 /// The Markdown options lessons are read with (the importer parses notes the same way).
@@ -505,15 +494,7 @@ const TAGS: &[&str] = &[
     "var",
     "wbr",
 ];
-const GENERIC_ATTRIBUTES: &[&str] = &[
-    "id",
-    "class",
-    "title",
-    "lang",
-    "aria-label",
-    "aria-hidden",
-    "role",
-];
+const GENERIC_ATTRIBUTES: &[&str] = &["id", "class", "title", "lang", "aria-label", "aria-hidden", "role"];
 const TAG_ATTRIBUTES: &[(&str, &[&str])] = &[
     ("a", &["href", "hreflang"]),
     ("img", &["src", "alt", "width", "height"]),
@@ -561,14 +542,8 @@ fn sanitizer_removals(html: &str) -> Vec<String> {
     let mut removed = Vec::new();
     for tag in scan_tags(html) {
         if !TAGS.contains(&tag.name.as_str()) {
-            if !removed
-                .iter()
-                .any(|m: &String| m.contains(&format!("<{}>", tag.name)))
-            {
-                removed.push(format!(
-                    "raw HTML <{}> is removed by the sanitiser",
-                    tag.name
-                ));
+            if !removed.iter().any(|m: &String| m.contains(&format!("<{}>", tag.name))) {
+                removed.push(format!("raw HTML <{}> is removed by the sanitiser", tag.name));
             }
             continue;
         }
@@ -627,10 +602,7 @@ fn scan_tags(html: &str) -> Vec<ScannedTag> {
             continue;
         }
         if html[i..].starts_with("<!--") {
-            i = html[i..]
-                .find("-->")
-                .map(|e| i + e + 3)
-                .unwrap_or(bytes.len());
+            i = html[i..].find("-->").map(|e| i + e + 3).unwrap_or(bytes.len());
             continue;
         }
         let mut j = i + 1;
@@ -656,10 +628,7 @@ fn scan_tags(html: &str) -> Vec<ScannedTag> {
                 break;
             }
             let a = j;
-            while j < bytes.len()
-                && !bytes[j].is_ascii_whitespace()
-                && !matches!(bytes[j], b'=' | b'>' | b'/')
-            {
+            while j < bytes.len() && !bytes[j].is_ascii_whitespace() && !matches!(bytes[j], b'=' | b'>' | b'/') {
                 j += 1;
             }
             let attr = html[a..j].to_ascii_lowercase();
@@ -717,9 +686,7 @@ mod tests {
 
     #[test]
     fn renders_the_extensions() {
-        let r = md(
-            "| a | b |\n|:-:|---|\n| 1 | 2 |\n\n- [x] done\n- [ ] todo\n\n~~old~~ new[^n]\n\n[^n]: a note\n",
-        );
+        let r = md("| a | b |\n|:-:|---|\n| 1 | 2 |\n\n- [x] done\n- [ ] todo\n\n~~old~~ new[^n]\n\n[^n]: a note\n");
         assert!(r.html.contains("<table>"), "{}", r.html);
         assert!(r.html.contains("text-align: center"), "{}", r.html);
         assert!(
@@ -734,17 +701,11 @@ mod tests {
 
     #[test]
     fn headings_get_unique_anchors_and_a_toc() {
-        let r = md(
-            "## Images vs. containers\n\ntext\n\n### Layers\n\n## Images vs. containers\n\n#### deep\n",
-        );
+        let r = md("## Images vs. containers\n\ntext\n\n### Layers\n\n## Images vs. containers\n\n#### deep\n");
         assert_eq!(r.toc.len(), 3);
         assert_eq!(r.toc[0].id, "images-vs-containers");
         assert_eq!(r.toc[2].id, "images-vs-containers-1");
-        assert!(
-            r.html.contains("<h2 id=\"images-vs-containers\">"),
-            "{}",
-            r.html
-        );
+        assert!(r.html.contains("<h2 id=\"images-vs-containers\">"), "{}", r.html);
         assert!(r.html.contains("href=\"#layers\""), "{}", r.html);
     }
 
@@ -755,15 +716,13 @@ mod tests {
         assert!(r.html.contains("data-action=\"run\""), "{}", r.html);
         assert!(r.html.contains("data-action=\"copy\""), "{}", r.html);
         assert!(
-            r.html.contains(
-                "data-command=\"docker run --rm busybox echo &quot;hi &lt;there&gt;&quot;\""
-            ),
+            r.html
+                .contains("data-command=\"docker run --rm busybox echo &quot;hi &lt;there&gt;&quot;\""),
             "{}",
             r.html
         );
         assert!(
-            r.html
-                .contains("<span class=\"output\">hi &lt;there&gt;</span>"),
+            r.html.contains("<span class=\"output\">hi &lt;there&gt;</span>"),
             "{}",
             r.html
         );
@@ -781,26 +740,15 @@ mod tests {
         assert!(!r.html.contains("onclick"), "{}", r.html);
         assert!(!r.html.contains("alert"), "{}", r.html);
         let messages: Vec<_> = r.findings.iter().map(|f| f.message.as_str()).collect();
-        assert!(
-            messages.iter().any(|m| m.contains("<script>")),
-            "{messages:?}"
-        );
-        assert!(
-            messages.iter().any(|m| m.contains("onclick")),
-            "{messages:?}"
-        );
-        assert!(
-            messages.iter().any(|m| m.contains("javascript:")),
-            "{messages:?}"
-        );
+        assert!(messages.iter().any(|m| m.contains("<script>")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("onclick")), "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("javascript:")), "{messages:?}");
         assert!(r.findings.iter().all(|f| f.line >= 1));
     }
 
     #[test]
     fn authors_cannot_forge_trusted_markup() {
-        let r = md(
-            "<button data-action=\"run\">x</button>\n\n<pre data-command=\"rm -rf /\">y</pre>\n",
-        );
+        let r = md("<button data-action=\"run\">x</button>\n\n<pre data-command=\"rm -rf /\">y</pre>\n");
         assert!(!r.html.contains("<button"), "{}", r.html);
         assert!(!r.html.contains("data-command"), "{}", r.html);
     }
@@ -819,11 +767,7 @@ mod tests {
                 first_line: 1,
             },
         );
-        assert!(
-            r.html.contains("src=\"/course-files/m/img/a.png\""),
-            "{}",
-            r.html
-        );
+        assert!(r.html.contains("src=\"/course-files/m/img/a.png\""), "{}", r.html);
         assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
         assert_eq!(r.findings[0].line, 3);
     }

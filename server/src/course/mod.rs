@@ -36,13 +36,7 @@ impl fmt::Display for Problem {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(
-            f,
-            "{}:{}: {severity}: {}",
-            self.path.display(),
-            self.line,
-            self.message
-        )
+        write!(f, "{}:{}: {severity}: {}", self.path.display(), self.line, self.message)
     }
 }
 
@@ -179,10 +173,7 @@ impl Course {
             index: HashMap::new(),
         };
         let dirs = match sorted_entries(root) {
-            Ok(entries) => entries
-                .into_iter()
-                .filter(|p| p.is_dir())
-                .collect::<Vec<_>>(),
+            Ok(entries) => entries.into_iter().filter(|p| p.is_dir()).collect::<Vec<_>>(),
             Err(e) => {
                 course.problems.push(Problem {
                     path: root.to_path_buf(),
@@ -209,11 +200,7 @@ impl Course {
                     path: draft.dir.clone(),
                     line: 1,
                     severity: Severity::Error,
-                    message: format!(
-                        "module `{}` has the same URL as {}",
-                        draft.slug,
-                        first.display()
-                    ),
+                    message: format!("module `{}` has the same URL as {}", draft.slug, first.display()),
                 });
                 draft.slug = format!("{}-{}", draft.slug, draft.dir_name);
             }
@@ -299,8 +286,7 @@ impl ModuleDraft {
                     path: meta_path.clone(),
                     line: 1,
                     severity: Severity::Warning,
-                    message: "no module.yaml: the module's title is made from its directory name"
-                        .into(),
+                    message: "no module.yaml: the module's title is made from its directory name".into(),
                 });
                 None
             }
@@ -329,11 +315,7 @@ impl ModuleDraft {
                     path: lesson.path.clone(),
                     line: 1,
                     severity: Severity::Error,
-                    message: format!(
-                        "lesson URL `{}` is already taken by {}",
-                        lesson.slug,
-                        first.display()
-                    ),
+                    message: format!("lesson URL `{}` is already taken by {}", lesson.slug, first.display()),
                 });
                 lesson.slug = lesson.file_name.trim_end_matches(".md").to_string();
             }
@@ -384,12 +366,7 @@ impl LessonDraft {
                 }
             },
             Err(e) => {
-                return LessonDraft::broken(
-                    path,
-                    file_name,
-                    slug,
-                    problem(1, format!("cannot read the file: {e}")),
-                );
+                return LessonDraft::broken(path, file_name, slug, problem(1, format!("cannot read the file: {e}")));
             }
         };
         let header = frontmatter::split(&text)
@@ -451,9 +428,7 @@ impl LessonDraft {
                 };
             }
         };
-        let body_text = frontmatter::split(&self.text)
-            .map(|s| s.body)
-            .unwrap_or_default();
+        let body_text = frontmatter::split(&self.text).map(|s| s.body).unwrap_or_default();
         let body = markdown::render(
             body_text,
             &Renderer {
@@ -481,20 +456,12 @@ impl LessonDraft {
         let mut exercises = Vec::new();
         let mut ids: HashMap<String, ()> = HashMap::new();
         for ex in &meta.exercises {
-            if ex.id.is_empty()
-                || !ex
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if ex.id.is_empty() || !ex.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 problems.push(Problem {
                     path: self.path.clone(),
                     line: yaml_line,
                     severity: Severity::Error,
-                    message: format!(
-                        "exercise id `{}` must be letters, digits, `-` and `_`",
-                        ex.id
-                    ),
+                    message: format!("exercise id `{}` must be letters, digits, `-` and `_`", ex.id),
                 });
             }
             if ids.insert(ex.id.clone(), ()).is_some() {
@@ -566,11 +533,7 @@ fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// "01-introduction" orders as 1.
 fn numeric_prefix(name: &str) -> Option<i64> {
     let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if digits.is_empty() {
-        None
-    } else {
-        digits.parse().ok()
-    }
+    if digits.is_empty() { None } else { digits.parse().ok() }
 }
 
 /// "01-introduction" is served as "introduction".
@@ -578,11 +541,7 @@ pub fn slug_of(name: &str) -> String {
     let rest = name.trim_start_matches(|c: char| c.is_ascii_digit());
     let rest = rest.strip_prefix(['-', '_', '.']).unwrap_or(rest);
     let slug = markdown::slugify(if rest.is_empty() { name } else { rest });
-    if slug.is_empty() {
-        "untitled".into()
-    } else {
-        slug
-    }
+    if slug.is_empty() { "untitled".into() } else { slug }
 }
 
 fn title_from_slug(slug: &str) -> String {
@@ -595,19 +554,10 @@ fn title_from_slug(slug: &str) -> String {
 }
 
 /// Characters left alone in a URL path segment.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Resolves a link written in a lesson of `module_dir` against the course.
-fn resolve_link(
-    root: &Path,
-    module_dir: &str,
-    dest: &str,
-    urls: &HashMap<PathBuf, String>,
-) -> LinkTarget {
+fn resolve_link(root: &Path, module_dir: &str, dest: &str, urls: &HashMap<PathBuf, String>) -> LinkTarget {
     if dest.is_empty() || dest.starts_with('#') || dest.starts_with('/') || dest.starts_with("//") {
         return LinkTarget::Keep;
     }
@@ -644,9 +594,7 @@ fn resolve_link(
     if root.join(&rel).is_file() {
         let encoded: Vec<String> = rel
             .components()
-            .map(|c| {
-                utf8_percent_encode(&c.as_os_str().to_string_lossy(), PATH_SEGMENT).to_string()
-            })
+            .map(|c| utf8_percent_encode(&c.as_os_str().to_string_lossy(), PATH_SEGMENT).to_string())
             .collect();
         LinkTarget::Rewrite(format!("/course-files/{}{fragment}", encoded.join("/")))
     } else {
@@ -706,11 +654,7 @@ mod tests {
             "01-intro/02-what.md",
             "---\ntitle: What\nsummary: s\n---\n[gone](nothere.md)\n",
         );
-        write(
-            root,
-            "01-intro/01-broken.md",
-            "---\ntitle: [oops\n---\nbody\n",
-        );
+        write(root, "01-intro/01-broken.md", "---\ntitle: [oops\n---\nbody\n");
         let course = Course::load(root);
         let slugs: Vec<_> = course.modules.iter().map(|m| m.slug.as_str()).collect();
         assert_eq!(slugs, ["intro", "images"]);
@@ -721,17 +665,12 @@ mod tests {
         let layers = course.find("images", "layers").unwrap();
         let html = &layers.lesson.body.as_ref().unwrap().html;
         assert!(html.contains("href=\"/learn/intro/what#why\""), "{html}");
-        assert!(
-            html.contains("src=\"/course-files/02-images/img/d.png\""),
-            "{html}"
-        );
+        assert!(html.contains("src=\"/course-files/02-images/img/d.png\""), "{html}");
         assert_eq!(layers.previous().unwrap().slug, "what");
         assert!(layers.next().is_none());
         let problems = course.all_problems();
         assert!(
-            problems
-                .iter()
-                .any(|p| p.message.contains("nothere.md") && p.line == 5),
+            problems.iter().any(|p| p.message.contains("nothere.md") && p.line == 5),
             "{problems:?}"
         );
     }

@@ -26,21 +26,12 @@ pub fn lines<'a>(code: &'a str, lang: &str) -> Vec<Line<'a>> {
     let mut continued = false;
     for line in code.lines() {
         if !console {
-            out.push(Line::Command {
-                prompt: "",
-                text: line,
-            });
+            out.push(Line::Command { prompt: "", text: line });
             continue;
         }
         if continued {
-            out.push(Line::Command {
-                prompt: "",
-                text: line,
-            });
-        } else if let Some(text) = line
-            .strip_prefix("$ ")
-            .or_else(|| (line == "$").then_some(""))
-        {
+            out.push(Line::Command { prompt: "", text: line });
+        } else if let Some(text) = line.strip_prefix("$ ").or_else(|| (line == "$").then_some("")) {
             out.push(Line::Command { prompt: "$ ", text });
         } else if let Some(text) = line.strip_prefix("# ") {
             out.push(Line::Command { prompt: "# ", text });
@@ -91,9 +82,6 @@ mod tests {
 
     #[test]
     fn root_prompts_count_as_commands_in_console_blocks() {
-        assert_eq!(
-            command("# apt-get update\nHit:1 ...\n", "console"),
-            "apt-get update"
-        );
+        assert_eq!(command("# apt-get update\nHit:1 ...\n", "console"), "apt-get update");
     }
 }

@@ -80,9 +80,7 @@ pub fn fence_indented(text: &str) -> (String, Changes) {
         match event {
             Event::Start(Tag::BlockQuote(_)) => quote_depth += 1,
             Event::End(TagEnd::BlockQuote(_)) => quote_depth -= 1,
-            Event::Start(Tag::CodeBlock(CodeBlockKind::Indented)) => {
-                block = Some((range.start, String::new()))
-            }
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Indented)) => block = Some((range.start, String::new())),
             Event::Text(t) => {
                 if let Some((_, content)) = block.as_mut() {
                     content.push_str(&t);
@@ -107,8 +105,7 @@ pub fn fence_indented(text: &str) -> (String, Changes) {
                     .cloned()
                     .unwrap_or_default();
                 let first_content = content.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                let code_col =
-                    leading_spaces(&first_source).saturating_sub(leading_spaces(first_content));
+                let code_col = leading_spaces(&first_source).saturating_sub(leading_spaces(first_content));
                 let Some(container) = code_col.checked_sub(4) else {
                     changes.left_alone.push(line_no);
                     continue;
@@ -133,8 +130,7 @@ pub fn fence_indented(text: &str) -> (String, Changes) {
                 let closes = body.len() > 1
                     && body.last().is_some_and(|l| {
                         let t = l.trim();
-                        t.chars().all(|c| c == '`') && t.len() >= 3
-                            || t.chars().all(|c| c == '~') && t.len() >= 3
+                        t.chars().all(|c| c == '`') && t.len() >= 3 || t.chars().all(|c| c == '~') && t.len() >= 3
                     });
                 let indent = " ".repeat(container);
                 let replacement = if opens && closes {
@@ -159,14 +155,10 @@ pub fn fence_indented(text: &str) -> (String, Changes) {
                         .max()
                         .unwrap_or(0);
                     let fence = "`".repeat(longest_ticks.max(2) + 1);
-                    format!(
-                        "{indent}{fence}{lang}\n{}\n{indent}{fence}",
-                        lines.join("\n")
-                    )
+                    format!("{indent}{fence}{lang}\n{}\n{indent}{fence}", lines.join("\n"))
                 };
                 // Keep what followed the block's last line (its newline and blank lines).
-                let consumed_end =
-                    first + text[first..end].trim_end_matches(['\n', ' ', '\t']).len();
+                let consumed_end = first + text[first..end].trim_end_matches(['\n', ' ', '\t']).len();
                 let replacement = if opens && closes {
                     replacement.trim_end().to_string()
                 } else {

@@ -149,10 +149,7 @@ pub fn import(notes: &[PathBuf], options: &Options) -> Result<Imported> {
         if module_summary.is_none() {
             module_summary = report.title_headings.get(1).cloned();
         }
-        let shift = structure
-            .split_level
-            .map(|l| l.saturating_sub(1))
-            .unwrap_or(0);
+        let shift = structure.split_level.map(|l| l.saturating_sub(1)).unwrap_or(0);
         report.headings_promoted_by = shift;
 
         // Name every lesson first, so links to headings can point across lessons.
@@ -168,15 +165,7 @@ pub fn import(notes: &[PathBuf], options: &Options) -> Result<Imported> {
         let notes_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         for (i, section) in structure.sections.iter().enumerate() {
             let raw = &text[section.body_start..section.body_end];
-            let body = rewrite_body(
-                raw,
-                shift,
-                &names[i],
-                &anchors,
-                &notes_dir,
-                &mut report,
-                &mut copies,
-            );
+            let body = rewrite_body(raw, shift, &names[i], &anchors, &notes_dir, &mut report, &mut copies);
             let first_line = text[..section
                 .heading
                 .map(|h| structure.headings[h].start)
@@ -233,10 +222,7 @@ fn unique_file_name(order: usize, title: &str, used: &mut HashMap<String, usize>
 }
 
 /// Where each heading of the notes ended up: (lesson file, anchor in it, if not its title).
-fn anchor_map(
-    structure: &Structure,
-    names: &[String],
-) -> HashMap<String, (String, Option<String>)> {
+fn anchor_map(structure: &Structure, names: &[String]) -> HashMap<String, (String, Option<String>)> {
     let mut map = HashMap::new();
     for (i, section) in structure.sections.iter().enumerate() {
         let inner: Vec<usize> = (0..structure.headings.len())
@@ -286,11 +272,7 @@ fn rewrite_body(
                 let new_level = (level as u8).saturating_sub(shift).max(2) as usize;
                 if line[indent..].starts_with('#') {
                     let hashes = line[indent..].chars().take_while(|&c| c == '#').count();
-                    edits.push((
-                        start + indent,
-                        start + indent + hashes,
-                        "#".repeat(new_level),
-                    ));
+                    edits.push((start + indent, start + indent + hashes, "#".repeat(new_level)));
                 } else {
                     // A setext heading: its text lines, then an underline.
                     let text_end = raw[range.clone()]
@@ -303,11 +285,7 @@ fn rewrite_body(
                         .map(str::trim)
                         .collect::<Vec<_>>()
                         .join(" ");
-                    edits.push((
-                        range.start,
-                        range.end,
-                        format!("{} {}\n", "#".repeat(new_level), text),
-                    ));
+                    edits.push((range.start, range.end, format!("{} {}\n", "#".repeat(new_level), text)));
                 }
             }
             Event::Start(Tag::Link { dest_url, .. }) => {
@@ -357,13 +335,9 @@ fn rewrite_body(
                         continue;
                     };
                     let open = source[..at].rfind('<').unwrap_or(0);
-                    let close = source[at..]
-                        .find('>')
-                        .map(|c| at + c + 1)
-                        .unwrap_or(source.len());
+                    let close = source[at..].find('>').map(|c| at + c + 1).unwrap_or(source.len());
                     let tag_text = &source[open..close];
-                    if let Some((_, _, text)) =
-                        local_target(&url, tag_text, 0, notes_dir, report, copies, tag == "img")
+                    if let Some((_, _, text)) = local_target(&url, tag_text, 0, notes_dir, report, copies, tag == "img")
                     {
                         let note = if tag == "img" {
                             format!("*[image not included: {url}]*")
@@ -381,9 +355,7 @@ fn rewrite_body(
             Event::End(TagEnd::Image) => {
                 if let Some((start, dest)) = image.take() {
                     let source = &raw[start..range.end];
-                    if let Some(edit) =
-                        local_target(&dest, source, start, notes_dir, report, copies, true)
-                    {
+                    if let Some(edit) = local_target(&dest, source, start, notes_dir, report, copies, true) {
                         edits.push(edit);
                     }
                 }
@@ -411,9 +383,7 @@ fn is_relative(dest: &str) -> bool {
     !(dest.is_empty()
         || dest.starts_with('#')
         || dest.starts_with('/')
-        || dest
-            .split_once(':')
-            .is_some_and(|(scheme, _)| !scheme.contains('/')))
+        || dest.split_once(':').is_some_and(|(scheme, _)| !scheme.contains('/')))
 }
 
 /// A relative link or image: copy its file beside the lessons, or, when the file does not
@@ -451,18 +421,10 @@ fn local_target(
         let alt = alt.split("](").next().unwrap_or("").trim();
         format!(
             "*[image not included: {} ({dest})]*",
-            if alt.is_empty() {
-                "no description"
-            } else {
-                alt
-            }
+            if alt.is_empty() { "no description" } else { alt }
         )
     } else {
-        let label = source
-            .trim_start_matches('[')
-            .split("](")
-            .next()
-            .unwrap_or(dest);
+        let label = source.trim_start_matches('[').split("](").next().unwrap_or(dest);
         format!("{label} *(link to `{dest}` not included)*")
     };
     Some((source_start, source_start + source.len(), text))
@@ -517,10 +479,7 @@ pub fn write(imported: &Imported, out: &Path, force: bool) -> Result<()> {
             .next()
             .is_some();
         if non_empty && !force {
-            bail!(
-                "{} is not empty; use --force to write into it",
-                out.display()
-            );
+            bail!("{} is not empty; use --force to write into it", out.display());
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -545,8 +504,7 @@ pub fn write(imported: &Imported, out: &Path, force: bool) -> Result<()> {
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::copy(from, &to)
-            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        std::fs::copy(from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     }
     Ok(())
 }
@@ -562,12 +520,7 @@ pub fn lint_written(out: &Path) -> Vec<String> {
         Err(e) => return vec![format!("could not check the lessons: {e}")],
     };
     let link = staging.join(name);
-    if std::os::unix::fs::symlink(
-        std::fs::canonicalize(out).unwrap_or(out.to_path_buf()),
-        &link,
-    )
-    .is_err()
-    {
+    if std::os::unix::fs::symlink(std::fs::canonicalize(out).unwrap_or(out.to_path_buf()), &link).is_err() {
         return vec!["could not check the lessons".into()];
     }
     let course = Course::load(&staging);
@@ -581,12 +534,7 @@ pub fn lint_written(out: &Path) -> Vec<String> {
             } else {
                 "warning"
             };
-            format!(
-                "{}:{}: {severity}: {}",
-                out.join(rel).display(),
-                p.line,
-                p.message
-            )
+            format!("{}:{}: {severity}: {}", out.join(rel).display(), p.line, p.message)
         })
         .collect();
     let _ = std::fs::remove_file(&link);
@@ -640,10 +588,7 @@ fn print_report(r: &Report) {
             .unwrap_or_else(|| "as one lesson".into());
         println!("  {} lessons, split {split}", f.lessons);
         if !f.title_headings.is_empty() {
-            println!(
-                "  title headings (not lessons): {}",
-                f.title_headings.join(" / ")
-            );
+            println!("  title headings (not lessons): {}", f.title_headings.join(" / "));
         }
         if f.decoded_as_windows_1252 {
             println!("  the file was not UTF-8: read as Windows-1252");
@@ -758,30 +703,18 @@ mod tests {
         let first = &imported.lessons[1];
         assert!(first.body.contains("It’s here."), "{}", first.body);
         assert!(first.body.contains("## Detail"), "{}", first.body);
-        assert!(
-            first.body.contains("```sh\ndocker ps\n```"),
-            "{}",
-            first.body
-        );
+        assert!(first.body.contains("```sh\ndocker ps\n```"), "{}", first.body);
         assert_eq!(first.summary, "It’s here.");
         let second = &imported.lessons[2];
+        assert!(second.body.contains("[up](02-first-part.md#detail)"), "{}", second.body);
         assert!(
-            second.body.contains("[up](02-first-part.md#detail)"),
-            "{}",
-            second.body
-        );
-        assert!(
-            second
-                .body
-                .contains("*[image not included: arch (./img/arch.png)]*"),
+            second.body.contains("*[image not included: arch (./img/arch.png)]*"),
             "{}",
             second.body
         );
         assert!(second.body.contains("```mermaid"), "{}", second.body);
         assert!(
-            imported.lessons[0]
-                .body
-                .contains("[Second](03-second-part.md)"),
+            imported.lessons[0].body.contains("[Second](03-second-part.md)"),
             "{}",
             imported.lessons[0].body
         );

@@ -113,9 +113,7 @@ pub fn repair(text: &str) -> (String, Vec<Repair>) {
 
 /// Sequences that still look like mojibake (for the report and the tests).
 pub fn suspicious(text: &str) -> Vec<(usize, String)> {
-    const MARKERS: &[&str] = &[
-        "â€", "Ã©", "Ã¨", "Ã¼", "Ã¶", "Ã¤", "Ã\u{a0}", "ðŸ", "Â ", "â”", "Ã±",
-    ];
+    const MARKERS: &[&str] = &["â€", "Ã©", "Ã¨", "Ã¼", "Ã¶", "Ã¤", "Ã\u{a0}", "ðŸ", "Â ", "â”", "Ã±"];
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
         for m in MARKERS {
@@ -133,8 +131,7 @@ mod tests {
 
     #[test]
     fn repairs_common_mojibake() {
-        let (fixed, repairs) =
-            repair("Itâ€™s Schwarzmà¼ller? no: SchwarzmÃ¼ller ðŸš€ â”œâ”€â”€ src");
+        let (fixed, repairs) = repair("Itâ€™s Schwarzmà¼ller? no: SchwarzmÃ¼ller ðŸš€ â”œâ”€â”€ src");
         assert_eq!(fixed, "It’s Schwarzmà¼ller? no: Schwarzmüller 🚀 ├── src");
         assert!(repairs.iter().any(|r| r.from == "â€™" && r.to == "’"));
         assert!(suspicious(&fixed).is_empty());

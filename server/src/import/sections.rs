@@ -54,10 +54,7 @@ fn line_end(text: &str, offset: usize) -> usize {
     if offset > 0 && text.as_bytes().get(offset - 1) == Some(&b'\n') {
         return offset;
     }
-    text[offset..]
-        .find('\n')
-        .map(|i| offset + i + 1)
-        .unwrap_or(text.len())
+    text[offset..].find('\n').map(|i| offset + i + 1).unwrap_or(text.len())
 }
 
 /// GitHub's heading anchors: lower case, punctuation dropped, spaces as dashes, repeats
@@ -75,11 +72,7 @@ fn github_slugs(texts: &[String]) -> Vec<String> {
                 .map(|c| if c == ' ' { '-' } else { c })
                 .collect();
             let n = seen.entry(base.clone()).or_insert(0);
-            let slug = if *n == 0 {
-                base.clone()
-            } else {
-                format!("{base}-{n}")
-            };
+            let slug = if *n == 0 { base.clone() } else { format!("{base}-{n}") };
             *n += 1;
             slug
         })
@@ -143,11 +136,7 @@ pub fn structure(text: &str, split_override: Option<u8>) -> Structure {
     }
     let split_level = split_override.or_else(|| rest.iter().map(|&i| headings[i].level).min());
     let splits: Vec<usize> = match split_level {
-        Some(level) => rest
-            .iter()
-            .copied()
-            .filter(|&i| headings[i].level <= level)
-            .collect(),
+        Some(level) => rest.iter().copied().filter(|&i| headings[i].level <= level).collect(),
         None => Vec::new(),
     };
 
@@ -162,16 +151,10 @@ pub fn structure(text: &str, split_override: Option<u8>) -> Structure {
             body_end: first_heading,
         });
     }
-    let first_split = splits
-        .first()
-        .map(|&i| headings[i].start)
-        .unwrap_or(text.len());
+    let first_split = splits.first().map(|&i| headings[i].start).unwrap_or(text.len());
     for (n, &t) in titles.iter().enumerate() {
         let start = headings[t].end;
-        let end = titles
-            .get(n + 1)
-            .map(|&u| headings[u].start)
-            .unwrap_or(first_split);
+        let end = titles.get(n + 1).map(|&u| headings[u].start).unwrap_or(first_split);
         if end > start && !text[start..end].trim().is_empty() {
             sections.push(Section {
                 kind: SectionKind::TitleText,
@@ -183,10 +166,7 @@ pub fn structure(text: &str, split_override: Option<u8>) -> Structure {
         }
     }
     for (n, &s) in splits.iter().enumerate() {
-        let end = splits
-            .get(n + 1)
-            .map(|&u| headings[u].start)
-            .unwrap_or(text.len());
+        let end = splits.get(n + 1).map(|&u| headings[u].start).unwrap_or(text.len());
         sections.push(Section {
             kind: SectionKind::Lesson,
             title: headings[s].text.clone(),
@@ -223,11 +203,7 @@ mod tests {
         let s = structure(text, None);
         assert_eq!(s.titles.len(), 2);
         assert_eq!(s.split_level, Some(3));
-        let kinds: Vec<_> = s
-            .sections
-            .iter()
-            .map(|x| (x.kind, x.title.as_str()))
-            .collect();
+        let kinds: Vec<_> = s.sections.iter().map(|x| (x.kind, x.title.as_str())).collect();
         assert_eq!(
             kinds,
             [
@@ -250,12 +226,8 @@ mod tests {
 
     #[test]
     fn github_anchor_slugs() {
-        let h =
-            headings("# Docker & Kubernetes\n\n## [What Is Docker?](#x)\n\n## What Is Docker?\n");
+        let h = headings("# Docker & Kubernetes\n\n## [What Is Docker?](#x)\n\n## What Is Docker?\n");
         let slugs: Vec<_> = h.iter().map(|h| h.github_slug.as_str()).collect();
-        assert_eq!(
-            slugs,
-            ["docker--kubernetes", "what-is-docker", "what-is-docker-1"]
-        );
+        assert_eq!(slugs, ["docker--kubernetes", "what-is-docker", "what-is-docker-1"]);
     }
 }

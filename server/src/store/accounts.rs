@@ -13,13 +13,9 @@ use super::{LearnerId, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error(
-        "a username has 3 to 32 letters, digits, dots, dashes or underscores, and starts with a letter or digit"
-    )]
+    #[error("a username has 3 to 32 letters, digits, dots, dashes or underscores, and starts with a letter or digit")]
     InvalidUsername,
-    #[error(
-        "a password needs at least 8 characters (and at most 1024), and must differ from the username"
-    )]
+    #[error("a password needs at least 8 characters (and at most 1024), and must differ from the username")]
     WeakPassword,
     #[error("the username {0} is taken")]
     UsernameTaken(String),
@@ -41,10 +37,7 @@ impl From<sqlx::Error> for AccountError {
 
 fn valid_username(name: &str) -> bool {
     (3..=32).contains(&name.len())
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
@@ -64,11 +57,7 @@ async fn hash(password: String) -> Result<String, AccountError> {
 async fn verify(password: String, phc: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&phc)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -104,29 +93,18 @@ impl Throttle {
         map.entry(user.to_string()).or_insert((0, Instant::now())).0 += 1;
     }
     fn succeeded(&self, user: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(user);
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(user);
     }
 }
 
 impl Store {
     /// Turns the (anonymous) learner `id` into an account, keeping its progress.
-    pub async fn create_account(
-        &self,
-        id: &LearnerId,
-        username: &str,
-        password: &str,
-    ) -> Result<(), AccountError> {
+    pub async fn create_account(&self, id: &LearnerId, username: &str, password: &str) -> Result<(), AccountError> {
         let username = username.trim();
         if !valid_username(username) {
             return Err(AccountError::InvalidUsername);
         }
-        if password.chars().count() < 8
-            || password.len() > 1024
-            || password.eq_ignore_ascii_case(username)
-        {
+        if password.chars().count() < 8 || password.len() > 1024 || password.eq_ignore_ascii_case(username) {
             return Err(AccountError::WeakPassword);
         }
         if self.learner(id).await?.username.is_some() {
@@ -135,14 +113,13 @@ impl Store {
         let phc = hash(password.to_string()).await?;
         let mut tx = self.pool.begin().await?;
         self.ensure_learner(&mut tx, id).await?;
-        let result = sqlx::query(
-            "UPDATE learners SET username = ?, password_hash = ? WHERE id = ? AND username IS NULL",
-        )
-        .bind(username)
-        .bind(&phc)
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await;
+        let result =
+            sqlx::query("UPDATE learners SET username = ?, password_hash = ? WHERE id = ? AND username IS NULL")
+                .bind(username)
+                .bind(&phc)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await;
         match result {
             Ok(r) if r.rows_affected() == 1 => {}
             Ok(_) => return Err(AccountError::AlreadyHasAccount),
@@ -158,12 +135,7 @@ impl Store {
 
     /// Checks a username and password and returns the account's learner id. The progress of
     /// `current`, if it is an anonymous learner, moves into the account.
-    pub async fn login(
-        &self,
-        current: &LearnerId,
-        username: &str,
-        password: &str,
-    ) -> Result<LearnerId, AccountError> {
+    pub async fn login(&self, current: &LearnerId, username: &str, password: &str) -> Result<LearnerId, AccountError> {
         let key = username.trim().to_ascii_lowercase();
         if !self.throttle.allowed(&key) {
             return Err(AccountError::TooManyAttempts);
@@ -223,18 +195,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let anon = LearnerId::random();
-        store
-            .set_completed(&anon, "intro/what", true)
-            .await
-            .unwrap();
-        store
-            .create_account(&anon, "ada", "correct horse")
-            .await
-            .unwrap();
-        assert_eq!(
-            store.learner(&anon).await.unwrap().username.as_deref(),
-            Some("ada")
-        );
+        store.set_completed(&anon, "intro/what", true).await.unwrap();
+        store.create_account(&anon, "ada", "correct horse").await.unwrap();
+        assert_eq!(store.learner(&anon).await.unwrap().username.as_deref(), Some("ada"));
         assert!(store.learner(&anon).await.unwrap().completed("intro/what"));
         assert!(matches!(
             store.create_account(&anon, "ada2", "correct horse").await,
@@ -257,10 +220,7 @@ mod tests {
 
         // Another browser, anonymous, does a lesson and then logs in: both are kept.
         let laptop = LearnerId::random();
-        store
-            .set_completed(&laptop, "intro/vms", true)
-            .await
-            .unwrap();
+        store.set_completed(&laptop, "intro/vms", true).await.unwrap();
         assert!(matches!(
             store.login(&laptop, "ada", "wrong password").await,
             Err(AccountError::BadCredentials)
@@ -274,11 +234,10 @@ mod tests {
         let merged = store.learner(&id).await.unwrap();
         assert!(merged.completed("intro/what") && merged.completed("intro/vms"));
         assert!(store.learner(&laptop).await.unwrap().lessons.is_empty());
-        let hash: String =
-            sqlx::query_scalar("SELECT password_hash FROM learners WHERE username = 'ada'")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
+        let hash: String = sqlx::query_scalar("SELECT password_hash FROM learners WHERE username = 'ada'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
     }
 

@@ -14,9 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use quick_cache::sync::Cache;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use accounts::AccountError;
 
@@ -54,9 +52,7 @@ pub struct Learner {
 
 impl Learner {
     pub fn completed(&self, lesson_key: &str) -> bool {
-        self.lessons
-            .get(lesson_key)
-            .is_some_and(|s| s.completed_at.is_some())
+        self.lessons.get(lesson_key).is_some_and(|s| s.completed_at.is_some())
     }
     pub fn opened(&self, lesson_key: &str) -> bool {
         self.lessons.contains_key(lesson_key)
@@ -117,17 +113,15 @@ impl Store {
     }
 
     async fn load(&self, id: &LearnerId) -> Result<Learner> {
-        let username: Option<Option<String>> =
-            sqlx::query_scalar("SELECT username FROM learners WHERE id = ?")
+        let username: Option<Option<String>> = sqlx::query_scalar("SELECT username FROM learners WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let rows: Vec<(String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT lesson, opened_at, completed_at FROM lesson_progress WHERE learner_id = ?")
                 .bind(id.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_all(&self.pool)
                 .await?;
-        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT lesson, opened_at, completed_at FROM lesson_progress WHERE learner_id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
         Ok(Learner {
             username: username.flatten(),
             lessons: rows
@@ -149,11 +143,7 @@ impl Store {
         self.cache.remove(id);
     }
 
-    async fn ensure_learner(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        id: &LearnerId,
-    ) -> Result<()> {
+    async fn ensure_learner(&self, conn: &mut sqlx::SqliteConnection, id: &LearnerId) -> Result<()> {
         sqlx::query("INSERT OR IGNORE INTO learners (id, created_at) VALUES (?, ?)")
             .bind(id.as_str())
             .bind(now())
@@ -235,9 +225,6 @@ mod tests {
         let id = LearnerId::random();
         assert_eq!(LearnerId::parse(id.as_str()), Some(id));
         assert_eq!(LearnerId::parse("x' OR 1=1"), None);
-        assert_eq!(
-            LearnerId::parse("6F9619FF-8B86-D011-B42D-00C04FC964FF"),
-            None
-        );
+        assert_eq!(LearnerId::parse("6F9619FF-8B86-D011-B42D-00C04FC964FF"), None);
     }
 }

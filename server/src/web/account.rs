@@ -18,17 +18,9 @@ pub struct Credentials {
     password: String,
 }
 
-async fn page(
-    app: &AppState,
-    me: &Identity,
-    error: Option<String>,
-) -> Result<AccountPage, AppError> {
+async fn page(app: &AppState, me: &Identity, error: Option<String>) -> Result<AccountPage, AppError> {
     let learner = app.learner(me).await?;
-    let done = learner
-        .lessons
-        .values()
-        .filter(|s| s.completed_at.is_some())
-        .count();
+    let done = learner.lessons.values().filter(|s| s.completed_at.is_some()).count();
     Ok(AccountPage {
         frame: app.frame(&learner),
         error,
@@ -36,10 +28,7 @@ async fn page(
     })
 }
 
-pub async fn show(
-    State(app): State<AppState>,
-    Extension(me): Extension<Identity>,
-) -> Result<AccountPage, AppError> {
+pub async fn show(State(app): State<AppState>, Extension(me): Extension<Identity>) -> Result<AccountPage, AppError> {
     page(&app, &me, None).await
 }
 
@@ -50,9 +39,7 @@ async fn refused(app: &AppState, me: &Identity, e: AccountError) -> Result<Respo
         AccountError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         AccountError::BadCredentials => StatusCode::UNAUTHORIZED,
         AccountError::UsernameTaken(_) | AccountError::AlreadyHasAccount => StatusCode::CONFLICT,
-        AccountError::InvalidUsername | AccountError::WeakPassword => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        AccountError::InvalidUsername | AccountError::WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
     };
     Ok((status, page(app, me, Some(e.to_string())).await?).into_response())
 }
@@ -62,11 +49,7 @@ pub async fn signup(
     Extension(me): Extension<Identity>,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
-    match app
-        .store
-        .create_account(&me.id, &form.username, &form.password)
-        .await
-    {
+    match app.store.create_account(&me.id, &form.username, &form.password).await {
         Ok(()) => {
             tracing::info!(username = %form.username.trim(), "account created");
             Ok(Redirect::to("/account").into_response())
@@ -81,11 +64,7 @@ pub async fn login(
     jar: SignedCookieJar,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
-    match app
-        .store
-        .login(&me.id, &form.username, &form.password)
-        .await
-    {
+    match app.store.login(&me.id, &form.username, &form.password).await {
         Ok(account) => Ok((jar.add(cookie_for(&account)), Redirect::to("/")).into_response()),
         Err(e) => refused(&app, &me, e).await,
     }

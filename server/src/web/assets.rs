@@ -66,8 +66,7 @@ impl Asset {
                 if !self.compressible() || self.bytes.len() < 1024 {
                     return None;
                 }
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
                 enc.write_all(&self.bytes).ok()?;
                 enc.finish().ok().map(Bytes::from)
             })
@@ -90,16 +89,11 @@ impl Assets {
         }
         for name in VendorFiles::iter() {
             if let Some(f) = VendorFiles::get(&name) {
-                files.insert(
-                    format!("vendor/{name}"),
-                    Asset::new(f.data, f.metadata.mimetype()),
-                );
+                files.insert(format!("vendor/{name}"), Asset::new(f.data, f.metadata.mimetype()));
             }
         }
         if !files.contains_key("vendor/mermaid/dist/mermaid.min.js") {
-            tracing::warn!(
-                "web/node_modules is missing (run `npm ci` in web/): diagrams will not be drawn"
-            );
+            tracing::warn!("web/node_modules is missing (run `npm ci` in web/): diagrams will not be drawn");
         }
         let css = crate::course::highlight::stylesheet();
         files.insert(

@@ -45,10 +45,8 @@ impl Encoding {
                 Some(out)
             }
             Encoding::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(data.len() / 3),
-                    flate2::Compression::new(6),
-                );
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 3), flate2::Compression::new(6));
                 enc.write_all(data).ok()?;
                 enc.finish().ok()
             }
@@ -104,11 +102,7 @@ impl PageCache {
 const MIN_SIZE: usize = 1024;
 const MAX_SIZE: usize = 4 << 20;
 
-pub async fn middleware(
-    State(pages): State<Arc<PageCache>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn middleware(State(pages): State<Arc<PageCache>>, request: Request, next: Next) -> Response {
     let encoding = negotiate(request.headers().get(header::ACCEPT_ENCODING));
     let mut response = next.run(request).await;
     let is_html = response
@@ -148,10 +142,9 @@ pub async fn middleware(
             None => return Response::from_parts(parts, Body::from(bytes)),
         },
     };
-    parts.headers.insert(
-        header::CONTENT_ENCODING,
-        HeaderValue::from_static(encoding.name()),
-    );
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding.name()));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(compressed))
 }
@@ -163,14 +156,8 @@ mod tests {
     #[test]
     fn negotiation_prefers_brotli_and_honours_q_zero() {
         let h = |s: &'static str| HeaderValue::from_static(s);
-        assert_eq!(
-            negotiate(Some(&h("gzip, deflate, br, zstd"))),
-            Some(Encoding::Brotli)
-        );
-        assert_eq!(
-            negotiate(Some(&h("gzip;q=1.0, br;q=0"))),
-            Some(Encoding::Gzip)
-        );
+        assert_eq!(negotiate(Some(&h("gzip, deflate, br, zstd"))), Some(Encoding::Brotli));
+        assert_eq!(negotiate(Some(&h("gzip;q=1.0, br;q=0"))), Some(Encoding::Gzip));
         assert_eq!(negotiate(Some(&h("identity"))), None);
         assert_eq!(negotiate(None), None);
     }
@@ -181,9 +168,7 @@ mod tests {
         let page = "<p>lesson</p>".repeat(500);
         let gz = Encoding::Gzip.compress(page.as_bytes()).unwrap();
         let mut back = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut back)
-            .unwrap();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut back).unwrap();
         assert_eq!(back, page);
         let br = Encoding::Brotli.compress(page.as_bytes()).unwrap();
         let mut back = Vec::new();

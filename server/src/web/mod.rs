@@ -130,10 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/login", post(account::login))
         .route("/account/logout", post(account::logout))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.key.clone(),
-            identity::middleware,
-        ))
+        .layer(middleware::from_fn_with_state(state.key.clone(), identity::middleware))
         .layer(middleware::from_fn(same_origin))
         .layer(middleware::from_fn_with_state(
             compress::PageCache::new(64 << 20),
@@ -174,20 +171,14 @@ pub fn router(state: AppState) -> Router {
 /// already keeps cross-site posts anonymous; this makes the refusal explicit.
 async fn same_origin(request: Request, next: Next) -> Response {
     if request.method() == axum::http::Method::POST {
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok());
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         let origin = request
             .headers()
             .get(header::ORIGIN)
             .or_else(|| request.headers().get(header::REFERER))
             .and_then(|h| h.to_str().ok());
         if let (Some(host), Some(origin)) = (host, origin) {
-            let origin_host = origin
-                .split("://")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next());
+            let origin_host = origin.split("://").nth(1).and_then(|rest| rest.split('/').next());
             if origin != "null" && origin_host != Some(host) {
                 return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
             }
@@ -214,10 +205,7 @@ fn watch_lessons(course: Arc<ArcSwap<Course>>) {
             let root2 = root.clone();
             if let Ok(fresh) = tokio::task::spawn_blocking(move || Course::load(&root2)).await {
                 log_problems(&fresh);
-                tracing::info!(
-                    lessons = fresh.lessons().count(),
-                    "lessons changed; course reloaded"
-                );
+                tracing::info!(lessons = fresh.lessons().count(), "lessons changed; course reloaded");
                 course.store(Arc::new(fresh));
             }
         }

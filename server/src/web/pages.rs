@@ -12,8 +12,7 @@ use tower_http::services::ServeFile;
 
 use super::identity::Identity;
 use super::templates::{
-    ExerciseView, IndexPage, LessonErrorPage, LessonLink, LessonPage, ModuleCard, NotFoundPage,
-    ProblemView,
+    ExerciseView, IndexPage, LessonErrorPage, LessonLink, LessonPage, ModuleCard, NotFoundPage, ProblemView,
 };
 use super::{AppError, AppState};
 use crate::course::{Lesson, Module, Severity};
@@ -53,11 +52,7 @@ fn link(lesson: &Lesson, learner: &Learner, current: bool) -> LessonLink {
 }
 
 fn card(module: &Module, learner: &Learner) -> ModuleCard {
-    let lessons: Vec<LessonLink> = module
-        .lessons
-        .iter()
-        .map(|l| link(l, learner, false))
-        .collect();
+    let lessons: Vec<LessonLink> = module.lessons.iter().map(|l| link(l, learner, false)).collect();
     let done = lessons.iter().filter(|l| l.status == "done").count();
     let total = lessons.len();
     ModuleCard {
@@ -70,10 +65,7 @@ fn card(module: &Module, learner: &Learner) -> ModuleCard {
     }
 }
 
-pub async fn index(
-    State(app): State<AppState>,
-    Extension(me): Extension<Identity>,
-) -> Result<IndexPage, AppError> {
+pub async fn index(State(app): State<AppState>, Extension(me): Extension<Identity>) -> Result<IndexPage, AppError> {
     let learner = app.learner(&me).await?;
     let course = app.course.load_full();
     let modules: Vec<ModuleCard> = course.modules.iter().map(|m| card(m, &learner)).collect();
@@ -115,10 +107,7 @@ pub async fn lesson(
             .map(|p| ProblemView {
                 location: format!(
                     "{}:{}",
-                    p.path
-                        .strip_prefix(&course.root)
-                        .unwrap_or(&p.path)
-                        .display(),
+                    p.path.strip_prefix(&course.root).unwrap_or(&p.path).display(),
                     p.line
                 ),
                 severity: if p.severity == Severity::Error {
@@ -215,20 +204,14 @@ pub async fn complete(
 }
 
 /// Images and other files that lessons link to. Lesson sources and hidden files are not served.
-pub async fn course_file(
-    State(app): State<AppState>,
-    Path(path): Path<String>,
-    request: Request,
-) -> Response {
+pub async fn course_file(State(app): State<AppState>, Path(path): Path<String>, request: Request) -> Response {
     let course = app.course.load_full();
     let rel = std::path::Path::new(&path);
     let safe = rel.components().all(|c| match c {
         std::path::Component::Normal(s) => !s.to_string_lossy().starts_with('.'),
         _ => false,
     });
-    let source = rel
-        .extension()
-        .is_some_and(|e| e == "md" || e == "yaml" || e == "yml");
+    let source = rel.extension().is_some_and(|e| e == "md" || e == "yaml" || e == "yml");
     if !safe || source || rel.components().count() < 2 {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
