@@ -4,7 +4,10 @@
 source "$(dirname "$0")/lib.sh"
 need_root
 base_packages
-apt_install wrk nginx-light
+# wrk and nginx: the site benchmark; crun, runc and busybox-static: the runtime benchmark.
+apt_install wrk nginx-light crun runc busybox-static
 cd "$REPO"
 cargo build --release --locked -p slipway
-"$(target_dir)/release/slipway" bench site "$@"
+bin="$(target_dir)/release/slipway"
+"$bin" bench site
+"$bin" bench runtime

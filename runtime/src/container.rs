@@ -111,7 +111,16 @@ impl Runtime {
         cgroup.create()?;
         guard.cgroup = Some(cgroup_path.clone());
         if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-            cgroup.apply(resources)?;
+            let mut resources = resources.clone();
+            if let Some(devices) = resources.devices().clone() {
+                resources.set_devices(Some(
+                    devices
+                        .into_iter()
+                        .chain(crate::cgroups::runtime_default_devices())
+                        .collect(),
+                ));
+            }
+            cgroup.apply(&resources)?;
         }
 
         // SAFETY: the runtime's callers are single-threaded (see the type's docs).

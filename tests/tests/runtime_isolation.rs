@@ -345,3 +345,16 @@ fn create_start_state_kill_delete() {
         "its cgroup is removed"
     );
 }
+
+/// Bundles written by `runc spec` deny every device and list ambient capabilities without
+/// inheritable ones; runc runs them, and so must Slipway.
+#[test]
+fn runc_style_specs_run() {
+    let mut b = Bundle::new(&["/bin/sh", "-c", "echo ok > /dev/null && grep CapAmb /proc/self/status"]);
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    b.spec["process"]["capabilities"] =
+        json!({ "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps });
+    b.spec["linux"]["resources"]["devices"] = json!([{ "allow": false, "access": "rwm" }]);
+    let out = run(&b);
+    assert_eq!(out.trim(), "CapAmb:\t0000000000000000");
+}

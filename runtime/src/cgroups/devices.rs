@@ -255,6 +255,27 @@ fn oci_rule(
 /// Docker's default device rules: deny all, then allow `c *:* m` and `b *:* m` (mknod, not
 /// open), and rwm on null 1:3, zero 1:5, full 1:7, random 1:8, urandom 1:9, tty 5:0,
 /// console 5:1, ptmx 5:2, pts 136:*, and tun 10:200.
+/// The devices every container has whatever its spec says (OCI's default devices, the
+/// console and pseudo-terminals), allowed after the spec's own rules as runc and crun do:
+/// a spec that denies all devices still gets a working /dev/null.
+pub fn runtime_default_devices() -> Vec<LinuxDeviceCgroup> {
+    use LinuxDeviceType::C;
+    [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+    ]
+    .into_iter()
+    .map(|(major, minor)| oci_rule(true, C, Some(major), minor, "rwm"))
+    .collect()
+}
+
 pub fn docker_default_devices() -> Vec<LinuxDeviceCgroup> {
     use LinuxDeviceType::{A, B, C};
     let mut rules = vec![

@@ -32,7 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use devices::docker_default_devices;
+pub use devices::{docker_default_devices, runtime_default_devices};
 pub use stats::{CpuStats, IoStats, MemoryStats, PidsStats, Stats};
 
 /// How long [`Cgroup::freeze`] and [`Cgroup::thaw`] wait for the kernel to report the new state.

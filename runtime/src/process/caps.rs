@@ -108,8 +108,11 @@ pub fn apply(sets: &CapSets) -> Result<(), Errno> {
         )
     };
     Errno::result(r)?;
+    // The kernel raises an ambient capability only if it is permitted and inheritable;
+    // runc's own spec lists ambient ones without inheritable, and runc skips those too.
+    let ambient = sets.ambient & sets.permitted & sets.inheritable;
     for cap in 0..64u32 {
-        if sets.ambient & (1u64 << cap) != 0 {
+        if ambient & (1u64 << cap) != 0 {
             let r = unsafe {
                 libc::prctl(
                     libc::PR_CAP_AMBIENT,
