@@ -5,9 +5,12 @@ source "$(dirname "$0")/lib.sh"
 need_root
 base_packages
 # wrk and nginx: the site benchmark; crun, runc and busybox-static: the runtime benchmark.
-apt_install wrk nginx-light crun runc busybox-static
+# GNU tar: the image benchmark's peer (Debian has it).
+apt_install wrk nginx-light crun runc busybox-static debootstrap tar
 cd "$REPO"
 cargo build --release --locked -p slipway
 bin="$(target_dir)/release/slipway"
 "$bin" bench site
 "$bin" bench runtime
+# The image benchmark uses the catalog the tests build (it builds python first if absent).
+"$bin" bench images --data-dir "${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}"

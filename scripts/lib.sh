@@ -57,9 +57,10 @@ target_dir() {
 }
 
 base_packages() {
-  # libseccomp-dev: the runtime compiles seccomp profiles with libseccomp. tini-static:
-  # the tiny init for `--init` containers.
-  apt_install build-essential pkg-config ca-certificates git libseccomp-dev tini
+  # libseccomp-dev: the runtime compiles seccomp profiles with libseccomp. tini: the tiny
+  # init for `--init` containers. busybox-static and debootstrap: the catalog's two base
+  # images (busybox, debian:trixie-slim), from which its Dockerfiles build the rest.
+  apt_install build-essential pkg-config ca-certificates git libseccomp-dev tini busybox-static debootstrap
   ensure_rust
   ensure_web_packages
 }

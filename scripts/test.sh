@@ -18,10 +18,24 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "building"
 cargo build --workspace --locked
 
+# Build containers' cgroups go under a root of the tests' own, removed at the end.
+export SLIPWAY_CGROUP_ROOT=slipway-test-ci
+trap 'for h in /sys/fs/cgroup/*/; do rmdir "$h$SLIPWAY_CGROUP_ROOT/builds" "$h$SLIPWAY_CGROUP_ROOT" 2>/dev/null || true; done' EXIT
+
+# The offline catalog, built once per machine and kept outside the clone (about ten
+# minutes the first time, seconds after); tests/tests/catalog.rs reads it.
+export SLIPWAY_CATALOG_DIR="${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}"
+log "catalog images in $SLIPWAY_CATALOG_DIR"
+"$(target_dir)/debug/slipway" images --data-dir "$SLIPWAY_CATALOG_DIR" ensure
+
 log "lessons lint"
 "$(target_dir)/debug/slipway" lessons lint --strict
 
 log "tests"
 cargo test --workspace --locked -- --test-threads 2
+
+log "fuzzing the Dockerfile parser and the .dockerignore matcher (15 s each)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+"$REPO/runtime/fuzz/run.sh" 15
 
 log "all tests passed in $(( $(date +%s) - start )) s"

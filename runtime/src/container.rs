@@ -3,6 +3,7 @@
 //! They run in the calling process, which must be single-threaded: `slipway runtime`
 //! and the per-container monitor are.
 
+use crate::linux::socket::SocketPath;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -161,7 +162,8 @@ impl Runtime {
         // This process exits while the init waits: the init must not die with it.
         let launched = self.launch(id, &spec, bundle, Stdio::default(), |c| c.die_with_parent = false)?;
         let result = (|| {
-            let listener = std::os::unix::net::UnixListener::bind(&socket)
+            let listener = SocketPath::new(&socket)
+                .and_then(|p| std::os::unix::net::UnixListener::bind(p.path()))
                 .map_err(RuntimeError::io("creating the start socket"))?;
             if let Some(master) = &launched.console {
                 send_console(options.console_socket.as_deref(), master)?;
@@ -197,7 +199,8 @@ impl Runtime {
             });
         }
         let socket = self.state.dir(id).join("start.sock");
-        let mut stream = std::os::unix::net::UnixStream::connect(&socket)
+        let mut stream = SocketPath::new(&socket)
+            .and_then(|p| std::os::unix::net::UnixStream::connect(p.path()))
             .map_err(RuntimeError::io("connecting to the start socket"))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -324,7 +327,8 @@ fn send_console(socket: Option<&Path>, master: &OwnedFd) -> Result<(), RuntimeEr
             "process.terminal is set: pass --console-socket".into(),
         ));
     };
-    let stream = std::os::unix::net::UnixStream::connect(socket)
+    let stream = SocketPath::new(socket)
+        .and_then(|p| std::os::unix::net::UnixStream::connect(p.path()))
         .map_err(RuntimeError::io(format!("connecting to {}", socket.display())))?;
     let fds = [master.as_raw_fd()];
     let iov = [std::io::IoSlice::new(b"console")];

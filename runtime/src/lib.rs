@@ -28,4 +28,6 @@ pub mod state;
 
 pub use container::Runtime;
 pub use error::RuntimeError;
+pub mod build;
+pub mod image;
 pub mod monitor;

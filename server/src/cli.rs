@@ -39,6 +39,85 @@ pub enum Command {
     Bench(BenchCommand),
     /// Run OCI bundles with Slipway's own runtime, as runc and crun do.
     Runtime(RuntimeArgs),
+    /// Images: the store, the offline catalog, and the builder.
+    #[command(visible_alias = "image")]
+    Images(ImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: ImagesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Also the untagged intermediate images of builds.
+        #[arg(long, short)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the catalog's images that are missing (all of them without NAMEs).
+    Ensure { names: Vec<String> },
+    /// Build an image from a Dockerfile with the classic builder.
+    Build {
+        /// Name and optionally a tag (name:tag); may be repeated.
+        #[arg(long, short)]
+        tag: Vec<String>,
+        /// The Dockerfile, relative to the context [default: Dockerfile].
+        #[arg(long, short)]
+        file: Option<PathBuf>,
+        /// A build-time variable (KEY=VALUE); may be repeated.
+        #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+        build_arg: Vec<String>,
+        /// The stage to build.
+        #[arg(long)]
+        target: Option<String>,
+        /// Do not use the cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Print only the image ID.
+        #[arg(long, short)]
+        quiet: bool,
+        /// RUN steps' network: `host` (reaches the package mirrors) or `none` (loopback only).
+        #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+        network: String,
+        /// The build context directory.
+        context: PathBuf,
+    },
+    /// Give an image another name.
+    Tag { source: String, target: String },
+    /// Remove images (tags, then the image once no tag is left).
+    Rm {
+        #[arg(long, short)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// An image's configuration, as JSON.
+    Inspect { name: String },
+    /// An image's layers and the steps that made them.
+    History { name: String },
+    /// Write images to a tar (docker save's format, which is also an OCI layout).
+    Save {
+        #[arg(long, short)]
+        output: PathBuf,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Read images from a tar written by `save` or `docker save`.
+    Load {
+        #[arg(long, short)]
+        input: PathBuf,
+    },
+    /// Delete blobs and layers no image needs.
+    Gc,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +213,20 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A no-op rebuild of the python recipe (all cache hits), and unpacking a 100 MiB
+    /// layer against GNU tar and the disk's write speed.
+    Images {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Timed rebuilds.
+        #[arg(long, default_value_t = 20)]
+        rebuilds: usize,
+        /// Interleaved unpack rounds per contender.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -141,6 +234,11 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "SLIPWAY_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+
+    /// Catalog images to build in the background at start when the store lacks them:
+    /// `all`, `none`, or names separated by commas [default: all].
+    #[arg(long, env = "SLIPWAY_CATALOG", value_name = "NAMES")]
+    pub catalog: Option<String>,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -156,6 +254,11 @@ pub struct CommonArgs {
     /// The lessons directory [default: the repository's lessons/].
     #[arg(long, env = "SLIPWAY_LESSONS", value_name = "DIR")]
     pub lessons: Option<PathBuf>,
+
+    /// The image store, which several servers on one machine may share
+    /// [default: DATA_DIR/images].
+    #[arg(long, env = "SLIPWAY_IMAGES", value_name = "DIR")]
+    pub images: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,8 @@ pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub lessons: Option<PathBuf>,
+    pub images: Option<PathBuf>,
+    pub catalog: Option<String>,
 }
 
 impl FileSettings {
@@ -44,6 +46,7 @@ impl FileSettings {
         Ok(Self {
             data_dir: settings.data_dir.map(|p| base.join(p)),
             lessons: settings.lessons.map(|p| base.join(p)),
+            images: settings.images.map(|p| base.join(p)),
             ..settings
         })
     }
@@ -55,6 +58,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub lessons: PathBuf,
+    /// The image store's directory.
+    pub images: PathBuf,
+    /// Catalog images to build at start: empty for none.
+    pub catalog: Vec<String>,
 }
 
 impl Settings {
@@ -65,26 +72,47 @@ impl Settings {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            catalog: parse_catalog(args.catalog.as_deref().or(file.catalog.as_deref()).unwrap_or("all")),
             ..common
         }
     }
 
     pub fn resolve_common(args: &CommonArgs, file: &FileSettings) -> Self {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         Self {
+            images: args
+                .images
+                .clone()
+                .or_else(|| file.images.clone())
+                .unwrap_or_else(|| data_dir.join("images")),
+            catalog: Vec::new(),
             listen: file
                 .listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
-            data_dir: args
-                .data_dir
-                .clone()
-                .or_else(|| file.data_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
             lessons: args
                 .lessons
                 .clone()
                 .or_else(|| file.lessons.clone())
                 .unwrap_or_else(default_lessons_dir),
         }
+    }
+}
+
+/// `all` is every catalog image, `none` (or nothing) none, else names separated by commas.
+fn parse_catalog(text: &str) -> Vec<String> {
+    match text.trim() {
+        "all" => crate::catalog::Catalog::names().unwrap_or_default(),
+        "none" | "" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect(),
     }
 }
 
@@ -120,15 +148,23 @@ mod tests {
 
         let args = ServeArgs {
             listen: Some("127.0.0.1:7000".parse().unwrap()),
+            catalog: Some("busybox, debian".into()),
             common: CommonArgs {
                 data_dir: Some("/tmp/x".into()),
                 lessons: None,
+                images: None,
             },
         };
         let both = Settings::resolve(&args, &fs);
         assert_eq!(both.listen.port(), 7000);
         assert_eq!(both.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(both.lessons, PathBuf::from("/srv/lessons"));
+        assert_eq!(both.images, PathBuf::from("/tmp/x/images"));
+        assert_eq!(both.catalog, vec!["busybox", "debian"]);
+        assert!(
+            from_file.catalog.contains(&"slipway/node".to_string()),
+            "all by default"
+        );
 
         let defaults = Settings::resolve(&ServeArgs::default(), &FileSettings::default());
         assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);

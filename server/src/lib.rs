@@ -10,9 +10,11 @@
 //! - [`bench`]: the speed targets, measured against a peer.
 
 pub mod bench;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod course;
+pub mod images_cli;
 pub mod import;
 pub mod runtime_cli;
 pub mod store;

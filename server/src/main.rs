@@ -19,10 +19,26 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("slipway: {e:#}");
+            eprintln!("slipway: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each once: our error types often show their source in
+/// their own message already, and anyhow's `{:#}` would repeat it.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -59,12 +75,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Import(args) => slipway::import::run(&args),
         Command::Runtime(args) => slipway::runtime_cli::run(&args),
+        Command::Images(args) => {
+            let settings = Settings::resolve_common(&args.common, &file);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(slipway::images_cli::run(&settings, args.command))
+        }
         Command::Bench(BenchCommand::Runtime { runs, warmup, json }) => {
             let figures = slipway::bench::runtime::run(&slipway::bench::runtime::Options { runs, warmup })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
             } else {
                 slipway::bench::runtime::print(&figures);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Images {
+            common,
+            rebuilds,
+            rounds,
+            json,
+        }) => {
+            let settings = Settings::resolve_common(&common, &file);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let catalog = slipway::catalog::Catalog::open(&settings.images, &settings.data_dir.join("runtime"))?;
+            let options = slipway::bench::images::Options { rebuilds, rounds };
+            let figures = runtime.block_on(slipway::bench::images::run(&catalog, &options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                slipway::bench::images::print(&figures);
             }
             Ok(ExitCode::SUCCESS)
         }

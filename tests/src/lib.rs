@@ -102,6 +102,9 @@ impl Server {
             .arg("--lessons")
             .arg(lessons)
             .env("SLIPWAY_LOG", "info")
+            // No catalog build unless a test asks for one, and build cgroups of the tests' own.
+            .env("SLIPWAY_CATALOG", "none")
+            .env("SLIPWAY_CGROUP_ROOT", "slipway-test-server")
             .stdout(Stdio::null())
             .stderr(log_file);
         for (k, v) in env {
@@ -134,6 +137,13 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("slipway serve did not start within 30 s:\n{}", self.log());
+    }
+
+    /// The admin token the server wrote beside its address.
+    pub fn admin_token(&self) -> String {
+        let text = std::fs::read_to_string(self.data_dir.path().join("server.json")).expect("server.json");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("server.json is JSON");
+        v["admin_token"].as_str().expect("an admin token").to_string()
     }
 
     /// What the server has logged so far.

@@ -3,6 +3,7 @@
 
 pub mod fs;
 pub mod mount;
+pub mod socket;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 

@@ -233,7 +233,12 @@ impl Containers {
     }
 
     async fn request(&self, id: &str, request: &Request) -> Result<(Reply, UnixStream, Vec<u8>), RuntimeError> {
-        let mut stream = match UnixStream::connect(self.socket(id)).await {
+        let path = crate::linux::socket::SocketPath::new(&self.socket(id));
+        let connected = match &path {
+            Ok(p) => UnixStream::connect(p.path()).await,
+            Err(_) => Err(std::io::ErrorKind::NotFound.into()),
+        };
+        let mut stream = match connected {
             Ok(s) => s,
             Err(_) => {
                 self.state.load(id)?;

@@ -251,6 +251,24 @@ impl Monitor {
         })?;
         drop(child_ends);
         drop(null);
+        // Past this point the container exists: a failure must not leave it (or its cgroup)
+        // behind.
+        let saved = launched.saved.clone();
+        Self::assemble(runtime, launched, io, id, config, tty).inspect_err(|_| {
+            if let Ok(r) = Runtime::new(root) {
+                let _ = r.destroy(&saved);
+            }
+        })
+    }
+
+    fn assemble(
+        runtime: Runtime,
+        launched: Launched,
+        mut io: Io,
+        id: &str,
+        config: &MonitorConfig,
+        tty: bool,
+    ) -> Result<Monitor, RuntimeError> {
         let mut launched = launched;
         io.console = launched.console.take();
         let dir = runtime.state_dir().dir(id);
@@ -286,7 +304,9 @@ impl Monitor {
 
         let socket = dir.join(super::SOCKET);
         let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).map_err(RuntimeError::io("binding the monitor socket"))?;
+        let listener = crate::linux::socket::SocketPath::new(&socket)
+            .and_then(|p| UnixListener::bind(p.path()))
+            .map_err(RuntimeError::io("binding the monitor socket"))?;
         let me = Pid::this();
         let info = MonitorProcess {
             pid: me.as_raw(),

@@ -110,7 +110,10 @@ pub fn finish(cfg: &ProcessConfig, chan: &Channel) -> Result<Never, Failure> {
     {
         filter.install().map_err(|e| ("loading the seccomp filter", e))?;
     }
-    let env: Vec<&CStr> = cfg.env.iter().map(|e| e.as_c_str()).collect();
+    // As runc does: a process without HOME gets its user's home from the container's
+    // /etc/passwd (or /), since shells and tools (go, pip) rely on it.
+    let home = (!cfg.env.iter().any(|e| e.as_bytes().starts_with(b"HOME="))).then(|| home_of(cfg.uid));
+    let env: Vec<&CStr> = cfg.env.iter().map(|e| e.as_c_str()).chain(home.as_deref()).collect();
     let errno = match &cfg.init_exe {
         // `--init`: the tiny init runs as PID 1 and starts the workload, as Docker's does.
         Some(fd) => {
@@ -126,6 +129,20 @@ pub fn finish(cfg: &ProcessConfig, chan: &Channel) -> Result<Never, Failure> {
         }
     };
     Err(Failure(format!("exec {:?}: {errno}", cfg.args[0])))
+}
+
+/// `HOME=<dir>` for `uid` from /etc/passwd (already the container's), else `HOME=/`.
+fn home_of(uid: u32) -> CString {
+    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
+    let home = passwd
+        .split(|&b| b == b'\n')
+        .map(|line| line.split(|&b| b == b':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2] == uid.to_string().as_bytes() && !f[5].is_empty())
+        .map(|f| f[5].to_vec())
+        .unwrap_or_else(|| b"/".to_vec());
+    let mut var = b"HOME=".to_vec();
+    var.extend(home.into_iter().filter(|&b| b != 0));
+    CString::new(var).unwrap_or_else(|_| c"HOME=/".to_owned())
 }
 
 fn set_user(cfg: &ProcessConfig) -> Result<(), Failure> {

@@ -1,5 +1,6 @@
 //! `slipway bench`: the speed targets, measured against a peer in the same run.
 
+pub mod images;
 pub mod runtime;
 pub mod site;
 
@@ -29,6 +30,7 @@ impl ServerProcess {
             .arg("--lessons")
             .arg(lessons)
             .env("SLIPWAY_LOG", "warn")
+            .env("SLIPWAY_CATALOG", "none")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

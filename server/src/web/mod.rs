@@ -1,6 +1,7 @@
 //! The HTTP face of Slipway: the course site.
 
 mod account;
+pub mod admin;
 pub mod assets;
 mod compress;
 pub mod identity;
@@ -25,6 +26,8 @@ use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::catalog::Catalog;
+use crate::catalog::status::{self, CatalogStatus};
 use crate::config::Settings;
 use crate::course::{self, Course};
 use crate::store::{Learner, Store};
@@ -62,6 +65,11 @@ pub struct AppState {
     pub key: Key,
     pub assets: Arc<Assets>,
     pub urls: AssetUrls,
+    /// The operator's token (see `admin`).
+    pub admin_token: Arc<str>,
+    /// The image store and its builder; `None` when it cannot be opened.
+    pub catalog: Option<Arc<Catalog>>,
+    pub catalog_status: Arc<CatalogStatus>,
 }
 
 impl FromRef<AppState> for Key {
@@ -71,7 +79,7 @@ impl FromRef<AppState> for Key {
 }
 
 impl AppState {
-    pub fn new(course: Course, store: Store, key: Key) -> Self {
+    pub fn new(course: Course, store: Store, key: Key, admin_token: String, catalog: Option<Arc<Catalog>>) -> Self {
         let assets = Assets::load();
         let urls = AssetUrls::new(&assets);
         AppState {
@@ -80,6 +88,9 @@ impl AppState {
             key,
             assets,
             urls,
+            admin_token: admin_token.into(),
+            catalog,
+            catalog_status: Arc::new(CatalogStatus::default()),
         }
     }
 
@@ -129,6 +140,13 @@ pub fn router(state: AppState) -> Router {
         .route("/account/signup", post(account::signup))
         .route("/account/login", post(account::login))
         .route("/account/logout", post(account::logout))
+        .route(
+            "/admin",
+            get(|| async { axum::response::Redirect::to("/admin/images") }),
+        )
+        .route("/admin/login", get(admin::login_form).post(admin::login))
+        .route("/admin/images", get(admin::images_page))
+        .route("/admin/images.json", get(admin::images_json))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.key.clone(), identity::middleware))
         .layer(middleware::from_fn(same_origin))
@@ -239,7 +257,18 @@ pub async fn serve(settings: Settings) -> Result<()> {
         root = %course.root.display(),
         "course loaded"
     );
-    let state = AppState::new(course, store, key);
+    let admin_token = admin::load_token(&settings.data_dir)?;
+    let catalog = match Catalog::open(&settings.images, &settings.data_dir.join("runtime")) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), images = %settings.images.display(), "cannot open the image store");
+            None
+        }
+    };
+    let state = AppState::new(course, store, key, admin_token.clone(), catalog.clone());
+    if let Some(catalog) = catalog {
+        status::build_in_background(catalog, settings.catalog.clone(), state.catalog_status.clone());
+    }
     watch_lessons(state.course.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -247,8 +276,12 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     // Local tools (the CLI, the tests) find a running server through this file.
     let info_path = settings.data_dir.join("server.json");
-    let info = serde_json::json!({ "url": format!("http://{addr}"), "pid": std::process::id() });
-    std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)
+    let info = serde_json::json!({
+        "url": format!("http://{addr}"),
+        "pid": std::process::id(),
+        "admin_token": admin_token,
+    });
+    write_private(&info_path, &serde_json::to_vec_pretty(&info)?)
         .with_context(|| format!("writing {}", info_path.display()))?;
     tracing::info!(
         url = %format!("http://{addr}/"),
@@ -263,6 +296,21 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let _ = std::fs::remove_file(&info_path);
     tracing::info!("stopped");
     served
+}
+
+/// Writes a file only root can read (it holds the admin token), replacing any old one.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 async fn shutdown_signal() {

@@ -99,3 +99,27 @@ pub struct NotFoundPage {
     pub frame: Frame,
     pub what: String,
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_login.html")]
+pub struct AdminLoginPage {
+    pub frame: Frame,
+    pub error: Option<String>,
+}
+
+pub struct ImageRow {
+    pub tags: String,
+    pub id: String,
+    pub created: String,
+    pub size: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin_images.html")]
+pub struct AdminImagesPage {
+    pub frame: Frame,
+    pub status: crate::catalog::status::Snapshot,
+    pub phase: String,
+    pub building: bool,
+    pub rows: Vec<ImageRow>,
+}
