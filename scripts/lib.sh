@@ -60,7 +60,9 @@ base_packages() {
   # libseccomp-dev: the runtime compiles seccomp profiles with libseccomp. tini: the tiny
   # init for `--init` containers. busybox-static and debootstrap: the catalog's two base
   # images (busybox, debian:trixie-slim), from which its Dockerfiles build the rest.
-  apt_install build-essential pkg-config ca-certificates git libseccomp-dev tini busybox-static debootstrap
+  # iproute2, util-linux (nsenter, mount) and e2fsprogs: playgrounds' networks and disks.
+  apt_install build-essential pkg-config ca-certificates git libseccomp-dev tini busybox-static debootstrap \
+    iproute2 util-linux e2fsprogs curl
   ensure_rust
   ensure_web_packages
 }

@@ -39,9 +39,51 @@ pub enum Command {
     Bench(BenchCommand),
     /// Run OCI bundles with Slipway's own runtime, as runc and crun do.
     Runtime(RuntimeArgs),
+    /// Playgrounds on a running server: new, exec, ls, rm.
+    #[command(visible_alias = "pg")]
+    Playground(PlaygroundArgs),
     /// Images: the store, the offline catalog, and the builder.
     #[command(visible_alias = "image")]
     Images(ImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlaygroundArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The server's URL [default: from DATA_DIR/server.json].
+    #[arg(long, env = "SLIPWAY_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The admin token [default: from DATA_DIR/server.json].
+    #[arg(long, env = "SLIPWAY_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: PlaygroundCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaygroundCommand {
+    /// Make a playground; prints its ID and, per node, its Engine API socket.
+    New {
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in a node; exits with the command's exit code.
+    Exec {
+        id: String,
+        node: String,
+        #[arg(required = true, last = true)]
+        cmd: Vec<String>,
+    },
+    /// List playgrounds.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a playground and everything in it.
+    Rm { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +266,36 @@ pub enum BenchCommand {
         /// Interleaved unpack rounds per contender.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Playgrounds: POST to the shell's prompt (against a bare start of the node image),
+    /// keystroke echo with 100 typing terminals (against bash on plain PTYs), and host
+    /// memory per idle playground. Needs root and slipway/node in the catalog.
+    Playground {
+        /// The catalog whose store (DIR/images) holds slipway/node.
+        #[arg(
+            long,
+            env = "SLIPWAY_CATALOG_DIR",
+            value_name = "DIR",
+            default_value = "/var/cache/slipway/catalog"
+        )]
+        catalog_dir: PathBuf,
+        /// Timed playground starts (each removed after).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Terminals typing at once, for the echo figure.
+        #[arg(long, default_value_t = 100)]
+        terminals: usize,
+        /// Terminals per playground, on its node1 (1 to 16).
+        #[arg(long, default_value_t = 10)]
+        terminals_per_playground: usize,
+        /// Seconds of measured typing (after a 2 s warm-up).
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Idle playgrounds for the memory figure.
+        #[arg(long, default_value_t = 20)]
+        idle: usize,
         #[arg(long)]
         json: bool,
     },

@@ -21,6 +21,7 @@ pub struct FileSettings {
     pub lessons: Option<PathBuf>,
     pub images: Option<PathBuf>,
     pub catalog: Option<String>,
+    pub playgrounds: Option<crate::playground::Limits>,
 }
 
 impl FileSettings {
@@ -62,6 +63,7 @@ pub struct Settings {
     pub images: PathBuf,
     /// Catalog images to build at start: empty for none.
     pub catalog: Vec<String>,
+    pub playgrounds: crate::playground::Limits,
 }
 
 impl Settings {
@@ -90,6 +92,7 @@ impl Settings {
                 .or_else(|| file.images.clone())
                 .unwrap_or_else(|| data_dir.join("images")),
             catalog: Vec::new(),
+            playgrounds: file.playgrounds.clone().unwrap_or_default(),
             listen: file
                 .listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),

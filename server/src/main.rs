@@ -75,6 +75,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Import(args) => slipway::import::run(&args),
         Command::Runtime(args) => slipway::runtime_cli::run(&args),
+        Command::Playground(args) => {
+            let settings = Settings::resolve_common(&args.common, &file);
+            slipway::playground_cli::run(&settings, args)
+        }
         Command::Images(args) => {
             let settings = Settings::resolve_common(&args.common, &file);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -104,6 +108,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
             } else {
                 slipway::bench::images::print(&figures);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Playground {
+            catalog_dir,
+            runs,
+            terminals,
+            terminals_per_playground,
+            seconds,
+            idle,
+            json,
+        }) => {
+            let options = slipway::bench::playground::Options {
+                catalog_dir,
+                lessons: slipway::config::default_lessons_dir(),
+                runs,
+                terminals,
+                terminals_per_playground,
+                seconds,
+                idle,
+            };
+            let figures = slipway::bench::playground::run(&options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                slipway::bench::playground::print(&figures);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -2,6 +2,7 @@
 //! against a throw-away data directory, and talk to it over HTTP.
 
 pub mod bundle;
+pub mod lab;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -164,8 +165,35 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Removes every playground the server has (they outlive their server by design; a
+    /// test's must not outlive the test, even a failed one).
+    pub fn remove_playgrounds(&self) {
+        if let Ok(text) = std::fs::read_to_string(self.data_dir.path().join("server.json"))
+            && let Ok(info) = serde_json::from_str::<serde_json::Value>(&text)
+            && let Some(token) = info["admin_token"].as_str()
+        {
+            let client = reqwest::blocking::Client::new();
+            let list = client
+                .get(format!("{}/api/playgrounds", self.url))
+                .bearer_auth(token)
+                .send();
+            if let Ok(Ok(serde_json::Value::Array(all))) = list.map(|r| r.json::<serde_json::Value>()) {
+                for p in all {
+                    let id = p["id"].as_str().unwrap_or_default();
+                    let _ = client
+                        .delete(format!("{}/api/playgrounds/{id}", self.url))
+                        .bearer_auth(token)
+                        .send();
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
+        self.remove_playgrounds();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,6 +1,7 @@
 //! The course site in a real headless Chromium (Debian's `chromium`): pages load with no
 //! console error, Copy puts the command on the clipboard, Run without a terminal says so,
-//! diagrams are drawn, and the theme switches.
+//! diagrams are drawn, and the theme switches; a playground's terminal takes typed input,
+//! Run buttons, a window resize and a reload.
 
 use std::ffi::OsStr;
 use std::sync::{Arc, Mutex};
@@ -162,14 +163,24 @@ fn index_lesson_copy_run_diagrams_and_theme_in_chromium() {
         "Copy put the command on the clipboard"
     );
 
-    // Run, with no terminal open yet, says so (and copies instead).
+    // Run opens a playground first; this server has no node image (no catalog), so the
+    // server answers 503 with its reason, which the page shows (and copies instead).
     tab.find_element(".code-block.shell [data-action=run]")
         .unwrap()
         .click()
         .unwrap();
     wait_until(&tab, "!document.getElementById('toast').hidden");
     let toast = eval(&tab, "document.getElementById('toast').textContent");
-    assert!(toast.as_str().unwrap().contains("No terminal"), "{toast}");
+    let toast = toast.as_str().unwrap();
+    assert!(
+        toast.contains("No terminal") && toast.contains("node image is not ready"),
+        "{toast}"
+    );
+    // Chromium logs the 503 itself; that one is expected.
+    errors
+        .lock()
+        .unwrap()
+        .retain(|e| !(e.contains("status of 503") && e.contains("/api/playgrounds")));
     assert_no_errors(&errors, "on a lesson after Copy and Run");
 
     // A lesson with a diagram: mermaid draws it, and draws it again in the dark theme.
@@ -212,4 +223,158 @@ fn index_lesson_copy_run_diagrams_and_theme_in_chromium() {
         ),
     );
     assert_no_errors(&errors, "at the end");
+}
+
+/// The text on the active terminal's screen (and scrollback), or "" before one is open.
+fn terminal_text(tab: &Tab) -> String {
+    eval(
+        tab,
+        "(() => { const a = window.slipwayPlayground && window.slipwayPlayground.active(); \
+         if (!a) return ''; const b = a.term.buffer.active; const out = []; \
+         for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true)); \
+         return out.join('\\n'); })()",
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+fn wait_for_text(tab: &Tab, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = terminal_text(tab);
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no {needle:?} on the terminal:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn type_line(tab: &Tab, line: &str) {
+    tab.find_element(".pg-panel .xterm").unwrap().click().unwrap();
+    tab.type_str(line).unwrap();
+    tab.press_key("Enter").unwrap();
+}
+
+#[test]
+fn a_playground_terminal_types_runs_resizes_and_survives_a_reload() {
+    let catalog = std::env::var_os("SLIPWAY_CATALOG_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/cache/slipway/catalog".into());
+    let images = catalog.join("images");
+    assert!(
+        images.is_dir(),
+        "no catalog at {}: run scripts/test.sh",
+        catalog.display()
+    );
+    let cgroup_root = format!("slipway-test-browser-{}", std::process::id());
+    let server = Server::start_with(
+        &repo().join("lessons"),
+        &[
+            ("SLIPWAY_IMAGES", images.to_str().unwrap()),
+            ("SLIPWAY_CGROUP_ROOT", &cgroup_root),
+        ],
+    );
+    let browser = chromium();
+    let tab = browser.new_tab().expect("tab");
+    let errors = watch_errors(&tab);
+    tab.navigate_to(&format!("{}/", server.url))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    tab.wait_for_element(".lesson-item a").unwrap().click().unwrap();
+    tab.wait_for_element("main.lesson").expect("a lesson page");
+
+    // Open a playground: a root shell on node1 appears beside the lesson.
+    tab.wait_for_element("[data-playground-open]").unwrap().click().unwrap();
+    wait_until(
+        &tab,
+        "!!(window.slipwayPlayground && window.slipwayPlayground.active())",
+    );
+    wait_for_text(&tab, "node1");
+
+    // Typed input comes back as the shell's output.
+    type_line(&tab, "echo marker-$((40+2))");
+    wait_for_text(&tab, "marker-42");
+
+    // Run types a lesson's command into the terminal.
+    let command = eval(
+        &tab,
+        "document.querySelector('.code-block.shell pre').getAttribute('data-command')",
+    );
+    let command = command.as_str().unwrap().lines().next().unwrap().to_string();
+    tab.find_element(".code-block.shell [data-action=run]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_for_text(&tab, &command);
+
+    // The terminal follows the window's size, and so does the shell's.
+    let size = |tab: &Tab| {
+        eval(
+            tab,
+            "(() => { const t = window.slipwayPlayground.active().term; return t.rows + ' ' + t.cols; })()",
+        )
+    };
+    let before = size(&tab);
+    tab.call_method(headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride {
+        width: 1500,
+        height: 1000,
+        device_scale_factor: 1.0,
+        mobile: false,
+        scale: None,
+        screen_width: None,
+        screen_height: None,
+        position_x: None,
+        position_y: None,
+        dont_set_visible_size: None,
+        screen_orientation: None,
+        viewport: None,
+        display_feature: None,
+        device_posture: None,
+    })
+    .unwrap();
+    wait_until(
+        &tab,
+        &format!(
+            "(() => {{ const t = window.slipwayPlayground.active().term; return (t.rows + ' ' + t.cols) !== {before}; }})()"
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let after = size(&tab).as_str().unwrap().to_string();
+    type_line(&tab, "echo size=$(stty size)=");
+    wait_for_text(&tab, &format!("size={after}="));
+
+    // A reload reattaches to the same shell, with the earlier output on screen.
+    tab.reload(false, None).unwrap();
+    tab.wait_for_element("main.lesson").unwrap();
+    wait_until(
+        &tab,
+        "!!(window.slipwayPlayground && window.slipwayPlayground.active())",
+    );
+    wait_for_text(&tab, "marker-42");
+    assert_no_errors(&errors, "with a playground open");
+
+    // Closing removes it on the server.
+    let id = eval(
+        &tab,
+        "fetch('/api/playgrounds/mine').then(r => r.json()).then(p => p.id)",
+    );
+    let client = server.client();
+    let r = client
+        .get(format!("{}/api/playgrounds", server.url))
+        .bearer_auth(server.admin_token())
+        .send()
+        .unwrap();
+    assert!(r.text().unwrap().contains(id.as_str().unwrap()));
+    let r = client
+        .delete(format!("{}/api/playgrounds/{}", server.url, id.as_str().unwrap()))
+        .bearer_auth(server.admin_token())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(&cgroup_root));
+    }
 }

@@ -77,18 +77,22 @@
       copyText(text).then(function () { flash(button, "Copied"); },
                           function () { toast("Your browser refused the copy; select the text instead."); });
     } else if (action === "run") {
-      // A terminal on the page handles this event and types the command. Until one is
-      // open, the command goes to the clipboard instead.
-      var run = new CustomEvent("slipway:run", { detail: { command: text }, cancelable: true });
+      // A terminal on the page (playground.js) handles this event and types the command.
+      // Without one, or if one cannot be opened, the command goes to the clipboard instead.
+      var fallback = function (why) {
+        var lead = why ? "No terminal could be opened: " + why.replace(/\.$/, "") + "." : "No terminal is open yet.";
+        copyText(text).then(function () { toast(lead + " The command was copied instead."); },
+                            function () { toast(lead); });
+      };
+      var run = new CustomEvent("slipway:run", { detail: { command: text, fallback: fallback }, cancelable: true });
       var unhandled = document.dispatchEvent(run);
-      if (unhandled) {
-        copyText(text).then(function () { toast("No terminal is open yet: the command was copied instead."); },
-                            function () { toast("No terminal is open yet."); });
-      } else {
-        flash(button, "Sent");
-      }
+      if (unhandled) fallback();
+      else flash(button, "Sent");
     }
   });
+
+  // playground.js shares these rather than keeping copies of its own.
+  window.slipway = { toast: toast, copyText: copyText };
 
   // --- Diagrams ------------------------------------------------------------------------
   var diagramsReady = false;

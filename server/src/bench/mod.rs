@@ -1,6 +1,7 @@
 //! `slipway bench`: the speed targets, measured against a peer in the same run.
 
 pub mod images;
+pub mod playground;
 pub mod runtime;
 pub mod site;
 
@@ -22,15 +23,38 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts this very binary as a server, so the figures are those of a real deployment.
     pub fn start(lessons: &Path) -> Result<ServerProcess> {
+        Self::start_with_env(lessons, &[])
+    }
+
+    /// As [`ServerProcess::start`], with more environment variables for the server (which
+    /// may override the defaults set here).
+    pub fn start_with_env(lessons: &Path, env: &[(&str, &str)]) -> Result<ServerProcess> {
+        Self::spawn(lessons, env, false)
+    }
+
+    /// As [`ServerProcess::start_with_env`], in a process group of its own, so that a
+    /// Ctrl-C in the terminal reaches only the benchmark, which can then still clean up
+    /// through the server before it stops it. The caller must handle SIGINT.
+    pub fn start_in_own_group(lessons: &Path, env: &[(&str, &str)]) -> Result<ServerProcess> {
+        Self::spawn(lessons, env, true)
+    }
+
+    fn spawn(lessons: &Path, env: &[(&str, &str)], own_group: bool) -> Result<ServerProcess> {
+        use std::os::unix::process::CommandExt;
         let data_dir = std::env::temp_dir().join(format!("slipway-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&data_dir)?;
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        if own_group {
+            command.process_group(0);
+        }
+        let child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .arg("--lessons")
             .arg(lessons)
             .env("SLIPWAY_LOG", "warn")
             .env("SLIPWAY_CATALOG", "none")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -58,6 +82,24 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl ServerProcess {
+    /// The server's throw-away data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server wrote to `<data-dir>/server.json` (its URL and the admin token).
+    pub fn info(&self) -> Result<serde_json::Value> {
+        let text = std::fs::read_to_string(self.data_dir.join("server.json"))?;
+        Ok(serde_json::from_str(&text)?)
     }
 }
 

@@ -15,6 +15,8 @@ pub struct LessonMeta {
     pub source: Option<String>,
     #[serde(default)]
     pub exercises: Vec<ExerciseMeta>,
+    /// Nodes in the lesson's playground (0 offers none) [default: 1].
+    pub playground: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -66,6 +66,8 @@ pub struct Lesson {
     pub path: PathBuf,
     pub title: String,
     pub summary: String,
+    /// Nodes of the playground the lesson offers (0: none).
+    pub playground_nodes: usize,
     /// `None` when the lesson is broken; its problems say why.
     pub body: Option<Arc<LessonBody>>,
     pub problems: Vec<Problem>,
@@ -423,6 +425,7 @@ impl LessonDraft {
                     module_slug: module_slug.to_string(),
                     path: self.path,
                     summary: String::new(),
+                    playground_nodes: 1,
                     body: None,
                     problems,
                 };
@@ -508,6 +511,7 @@ impl LessonDraft {
             path: self.path,
             title: meta.title,
             summary: meta.summary,
+            playground_nodes: meta.playground.unwrap_or(1),
             body: Some(Arc::new(LessonBody {
                 html: body.html,
                 toc: body.toc,

@@ -48,7 +48,7 @@ pub fn load_token(data_dir: &Path) -> Result<String> {
 }
 
 /// Constant-time comparison, so the token cannot be guessed a byte at a time.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

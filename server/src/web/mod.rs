@@ -4,8 +4,11 @@ mod account;
 pub mod admin;
 pub mod assets;
 mod compress;
+mod files;
 pub mod identity;
 mod pages;
+mod playground;
+mod proxy;
 pub mod templates;
 
 use std::net::SocketAddr;
@@ -19,7 +22,7 @@ use axum::extract::{FromRef, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum_extra::extract::cookie::Key;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::{CompressionLayer, CompressionLevel};
@@ -30,6 +33,7 @@ use crate::catalog::Catalog;
 use crate::catalog::status::{self, CatalogStatus};
 use crate::config::Settings;
 use crate::course::{self, Course};
+use crate::playground::Playgrounds;
 use crate::store::{Learner, Store};
 use assets::Assets;
 use templates::Frame;
@@ -42,6 +46,7 @@ pub struct AssetUrls {
     theme_js: String,
     app_js: String,
     mermaid_js: Option<String>,
+    playground: Option<templates::PlaygroundUrls>,
 }
 
 impl AssetUrls {
@@ -53,6 +58,21 @@ impl AssetUrls {
             theme_js: assets.url("theme.js"),
             app_js: assets.url("app.js"),
             mermaid_js: assets.contains(mermaid).then(|| assets.url(mermaid)),
+            playground: {
+                let v = [
+                    "vendor/@xterm/xterm/css/xterm.css",
+                    "vendor/@xterm/xterm/lib/xterm.js",
+                    "vendor/@xterm/addon-fit/lib/addon-fit.js",
+                    "vendor/@xterm/addon-web-links/lib/addon-web-links.js",
+                ];
+                v.iter().all(|p| assets.contains(p)).then(|| templates::PlaygroundUrls {
+                    xterm_css: assets.url(v[0]),
+                    xterm_js: assets.url(v[1]),
+                    fit_js: assets.url(v[2]),
+                    web_links_js: assets.url(v[3]),
+                    playground_js: assets.url("playground.js"),
+                })
+            },
         }
     }
 }
@@ -70,6 +90,8 @@ pub struct AppState {
     /// The image store and its builder; `None` when it cannot be opened.
     pub catalog: Option<Arc<Catalog>>,
     pub catalog_status: Arc<CatalogStatus>,
+    /// Learners' playgrounds; `None` when the runtime cannot run here.
+    pub playgrounds: Option<Arc<Playgrounds>>,
 }
 
 impl FromRef<AppState> for Key {
@@ -91,6 +113,7 @@ impl AppState {
             admin_token: admin_token.into(),
             catalog,
             catalog_status: Arc::new(CatalogStatus::default()),
+            playgrounds: None,
         }
     }
 
@@ -102,6 +125,7 @@ impl AppState {
             app_js: self.urls.app_js.clone(),
             mermaid_js: None,
             username: learner.username.clone(),
+            playground: None,
         }
     }
 }
@@ -147,6 +171,20 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/login", get(admin::login_form).post(admin::login))
         .route("/admin/images", get(admin::images_page))
         .route("/admin/images.json", get(admin::images_json))
+        .route("/api/playgrounds", get(playground::list).post(playground::create))
+        .route("/api/playgrounds/mine", get(playground::mine))
+        .route(
+            "/api/playgrounds/{id}",
+            get(playground::show).delete(playground::remove),
+        )
+        .route("/api/playgrounds/{id}/extend", post(playground::extend))
+        .route("/api/playgrounds/{id}/nodes/{node}/exec", post(playground::exec))
+        .route("/pg/{id}/nodes/{node}/terminals/{n}/ws", get(playground::terminal))
+        .route("/api/playgrounds/{id}/ports", get(proxy::ports))
+        .route(
+            "/api/playgrounds/{id}/nodes/{node}/files",
+            get(files::download).put(files::upload),
+        )
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.key.clone(), identity::middleware))
         .layer(middleware::from_fn(same_origin))
@@ -154,6 +192,14 @@ pub fn router(state: AppState) -> Router {
             compress::PageCache::new(64 << 20),
             compress::middleware,
         ));
+    // Learners' own web servers (node names are `nodeN`, so these never meet the terminals'
+    // `/pg/{id}/nodes/...`). Outside the page cache, which would hold whole pages back.
+    let proxied = Router::new()
+        .route("/pg/{id}/{node}/{port}", any(proxy::by_path))
+        .route("/pg/{id}/{node}/{port}/", any(proxy::by_path))
+        .route("/pg/{id}/{node}/{port}/{*rest}", any(proxy::by_path))
+        .layer(middleware::from_fn_with_state(state.key.clone(), identity::middleware));
+    let by_host = middleware::from_fn_with_state(state.clone(), proxy::by_host);
     let static_files = Router::new()
         .route("/static/{*path}", get(assets::serve))
         .with_state(state.assets.clone());
@@ -161,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .route("/course-files/{*path}", get(pages::course_file))
         .route("/healthz", get(|| async { "ok" }))
         .merge(pages)
+        .merge(proxied)
         .with_state(state)
         .merge(static_files)
         // Pages and assets compress themselves (cached); this covers whatever else is sent.
@@ -181,6 +228,8 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-frame-options"),
             HeaderValue::from_static("DENY"),
         ))
+        // `<id>-<node>-<port>.<host>` goes to a learner's server, past Slipway's headers.
+        .layer(by_host)
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
 }
@@ -188,7 +237,10 @@ pub fn router(state: AppState) -> Router {
 /// Refuses a state-changing request sent by another site's page. The cookie's SameSite=Lax
 /// already keeps cross-site posts anonymous; this makes the refusal explicit.
 async fn same_origin(request: Request, next: Next) -> Response {
-    if request.method() == axum::http::Method::POST {
+    if !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    ) {
         let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         let origin = request
             .headers()
@@ -265,7 +317,23 @@ pub async fn serve(settings: Settings) -> Result<()> {
             None
         }
     };
-    let state = AppState::new(course, store, key, admin_token.clone(), catalog.clone());
+    let mut state = AppState::new(course, store, key, admin_token.clone(), catalog.clone());
+    if let Some(catalog) = &catalog {
+        match Playgrounds::new(
+            catalog.containers.clone(),
+            catalog.store.clone(),
+            &settings.data_dir,
+            crate::catalog::cgroup_root(),
+            settings.playgrounds.clone(),
+        ) {
+            Ok(pgs) => {
+                pgs.adopt().await;
+                pgs.reap_in_background();
+                state.playgrounds = Some(pgs);
+            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "playgrounds are not available"),
+        }
+    }
     if let Some(catalog) = catalog {
         status::build_in_background(catalog, settings.catalog.clone(), state.catalog_status.clone());
     }
@@ -289,6 +357,12 @@ pub async fn serve(settings: Settings) -> Result<()> {
         data_dir = %settings.data_dir.display(),
         "Slipway is serving"
     );
+    // Terminal output comes in small pieces (a prompt after a line): without TCP_NODELAY
+    // the second waits for the browser's delayed ACK, 40 ms on Linux.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

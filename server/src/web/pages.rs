@@ -129,6 +129,10 @@ pub async fn lesson(
     if body.has_mermaid {
         frame.mermaid_js = app.urls.mermaid_js.clone();
     }
+    let playground_nodes = found.lesson.playground_nodes;
+    if playground_nodes > 0 && app.playgrounds.is_some() {
+        frame.playground = app.urls.playground.clone();
+    }
     let page = LessonPage {
         frame,
         module_title: found.module.title.clone(),
@@ -142,6 +146,7 @@ pub async fn lesson(
         summary: found.lesson.summary.clone(),
         url: found.lesson.url(),
         completed: learner.completed(&key),
+        playground_nodes,
         key,
         body_html: body.html.clone(),
         toc: body.toc.clone(),

@@ -13,6 +13,18 @@ pub struct Frame {
     pub app_js: String,
     pub mermaid_js: Option<String>,
     pub username: Option<String>,
+    /// Set on lesson pages that offer a playground; `None` elsewhere.
+    pub playground: Option<PlaygroundUrls>,
+}
+
+/// The playground panel's stylesheet and scripts.
+#[derive(Clone)]
+pub struct PlaygroundUrls {
+    pub xterm_css: String,
+    pub xterm_js: String,
+    pub fit_js: String,
+    pub web_links_js: String,
+    pub playground_js: String,
 }
 
 pub struct ModuleCard {
@@ -69,6 +81,8 @@ pub struct LessonPage {
     pub beacon: bool,
     pub previous: Option<LessonLink>,
     pub next: Option<LessonLink>,
+    /// Nodes in the lesson's playground; 0 offers none.
+    pub playground_nodes: usize,
 }
 
 pub struct ProblemView {
