@@ -171,6 +171,9 @@ pub struct MemoryFigure {
     /// of unreclaimable slab, page tables and kernel stacks (which include what no cgroup
     /// holds: the network namespace, bridge and veth pair, the mounts).
     pub host_available_drop_per_playground_mib: f64,
+    /// The rise of MemAvailable once they are removed again (a second, independent look
+    /// at the same cost).
+    pub host_available_return_per_playground_mib: f64,
     pub host_kernel_per_playground_mib: f64,
     /// per_playground_mib plus all of the host's kernel growth, though the cgroups' kernel
     /// memory is then counted twice: a pessimistic figure.
@@ -1153,17 +1156,24 @@ async fn memory_figure(
             cgroups_page_cache_mib: cache as f64 / MIB,
             per_playground_mib: per_playground,
             host_available_drop_per_playground_mib: kib(-delta("MemAvailable")) / k,
+            host_available_return_per_playground_mib: f64::NAN,
             host_kernel_per_playground_mib: host_kernel,
             pessimistic_mib: per_playground + host_kernel.max(0.0),
             target_mib: MEMORY_TARGET_MIB,
         })
     }
     .await;
+    let with_them = meminfo();
     drop(sockets);
     for id in &ids {
         api.remove(id).await?;
     }
-    measured
+    let mut figure = measured?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = meminfo();
+    let available = |m: &HashMap<String, u64>| m.get("MemAvailable").copied().unwrap_or(0) as f64 / 1024.0;
+    figure.host_available_return_per_playground_mib = (available(&after) - available(&with_them)) / ids.len() as f64;
+    Ok(figure)
 }
 
 pub fn print(f: &Figures) {
@@ -1271,8 +1281,10 @@ pub fn print(f: &Figures) {
         }
     );
     println!(
-        "   whole-host cross-check per playground: MemAvailable dropped {:.2} MiB; unreclaimable slab + page tables + kernel stacks grew {:.2} MiB",
-        m.host_available_drop_per_playground_mib, m.host_kernel_per_playground_mib
+        "   whole-host cross-checks per playground (other work on the machine moves these): MemAvailable dropped {:.2} MiB as they were made and rose {:.2} MiB as they were removed; unreclaimable slab + page tables + kernel stacks grew {:.2} MiB",
+        m.host_available_drop_per_playground_mib,
+        m.host_available_return_per_playground_mib,
+        m.host_kernel_per_playground_mib
     );
     println!(
         "   pessimistic (per playground + all that kernel growth): {:.2} MiB",

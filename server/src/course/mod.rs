@@ -456,6 +456,19 @@ impl LessonDraft {
                 message: "no summary: the course index shows an empty line".into(),
             });
         }
+        if let Some(n) = meta.playground
+            && n > crate::playground::Limits::default().max_nodes
+        {
+            problems.push(Problem {
+                path: self.path.clone(),
+                line: yaml_line,
+                severity: Severity::Error,
+                message: format!(
+                    "playground: {n}: a playground has at most {} nodes (0 offers none)",
+                    crate::playground::Limits::default().max_nodes
+                ),
+            });
+        }
         let mut exercises = Vec::new();
         let mut ids: HashMap<String, ()> = HashMap::new();
         for ex in &meta.exercises {
@@ -675,6 +688,39 @@ mod tests {
         let problems = course.all_problems();
         assert!(
             problems.iter().any(|p| p.message.contains("nothere.md") && p.line == 5),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn lessons_say_how_many_nodes_their_playground_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "m/module.yaml", "title: M\n");
+        write(
+            root,
+            "m/01-two.md",
+            "---\ntitle: Two\nsummary: s\nplayground: 2\n---\ntext\n",
+        );
+        write(
+            root,
+            "m/02-none.md",
+            "---\ntitle: None\nsummary: s\nplayground: 0\n---\ntext\n",
+        );
+        write(root, "m/03-default.md", "---\ntitle: Default\nsummary: s\n---\ntext\n");
+        write(
+            root,
+            "m/04-many.md",
+            "---\ntitle: Many\nsummary: s\nplayground: 9\n---\ntext\n",
+        );
+        let course = Course::load(root);
+        let nodes = |slug: &str| course.find("m", slug).unwrap().lesson.playground_nodes;
+        assert_eq!((nodes("two"), nodes("none"), nodes("default")), (2, 0, 1));
+        let problems = course.all_problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("at most 5 nodes") && p.severity == Severity::Error),
             "{problems:?}"
         );
     }
