@@ -14,3 +14,5 @@ bin="$(target_dir)/release/slipway"
 "$bin" bench runtime
 # The image benchmark uses the catalog the tests build (it builds python first if absent).
 "$bin" bench images --data-dir "${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}"
+# The playground benchmark needs slipway/node from the same catalog.
+SLIPWAY_CATALOG_DIR="${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}" "$bin" bench playground

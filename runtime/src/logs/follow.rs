@@ -17,9 +17,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use super::format::decode_entry;
-use super::reader::{
-    FileId, RACE_ATTEMPTS, chain_names, file_id, open_if_exists, path_id, read_forward, read_snapshot, snapshot,
-};
+use super::reader::{FileId, RACE_ATTEMPTS, file_id, path_id, read_forward, read_snapshot, snapshot};
 use super::{LogEntry, ReadOptions};
 
 /// Safety-net re-check while inotify is watching.
@@ -178,55 +176,33 @@ impl Tailer {
         }
     }
 
-    /// The file that came after `current` (id `id`) in the chain.
+    /// The file that came after `current` (id `id`) in the chain, found in a consistent
+    /// snapshot of the chain (names checked again after opening), so a rotation running
+    /// meanwhile can neither hide a file nor make one look like the next.
     fn successor(&self, current: &File, id: FileId) -> io::Result<Option<File>> {
         for _ in 0..RACE_ATTEMPTS {
-            let names = chain_names(&self.path)?;
-            let mut at = None;
-            for (i, name) in names.iter().enumerate() {
-                if path_id(name)? == Some(id) {
-                    at = Some(i);
-                    break;
-                }
-            }
-            match at {
-                Some(i) if i + 1 < names.len() => {
-                    let Some(next) = open_if_exists(&names[i + 1])? else {
-                        if i + 2 == names.len() {
-                            return Ok(None); // container.log renamed, the new one not created yet
-                        }
-                        continue; // a rotation is moving files
-                    };
-                    // If `current` is still where it was, no rename happened between the
-                    // two lookups, so `next` really is the file after it.
-                    if path_id(&names[i])? == Some(id) {
-                        return Ok(Some(next));
-                    }
-                }
-                Some(_) => return Ok(None), // back to being the last one: look again later
+            let files = snapshot(&self.path)?;
+            let ids = files.iter().map(file_id).collect::<io::Result<Vec<_>>>()?;
+            match ids.iter().position(|f| *f == id) {
+                Some(i) => return Ok(files.into_iter().nth(i + 1)),
                 None if current.metadata()?.nlink() == 0 => {
                     // Deleted (max_files rotations behind, or max_files = 1): everything still
                     // on disk came after it.
-                    if self.path != names[0] {
+                    if !files.is_empty() {
                         tracing::warn!(path = %self.path.display(), "log follower fell behind rotation, some entries were deleted before it read them");
                     }
-                    return self.oldest();
+                    return Ok(files.into_iter().next());
                 }
-                None => {} // being renamed: look again
+                None => {} // renamed between the listing and the check: look again
             }
             std::thread::yield_now();
         }
         Ok(None)
     }
 
-    /// The oldest file of the chain that exists.
+    /// The oldest file of the chain that exists, from a consistent snapshot.
     fn oldest(&self) -> io::Result<Option<File>> {
-        for name in chain_names(&self.path)? {
-            if let Some(file) = open_if_exists(&name)? {
-                return Ok(Some(file));
-            }
-        }
-        Ok(None)
+        Ok(snapshot(&self.path)?.into_iter().next())
     }
 }
 
