@@ -52,3 +52,84 @@ pub fn commit(store: &Store, base: &Image, upper: &Path, request: CommitRequest)
     layers.push(layer);
     store.put_image(&config, &layers, Some(base.id()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::config::ImageConfig;
+
+    /// A base image of one layer holding /etc/keep and /etc/gone.
+    fn base(store: &Store) -> Image {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, text) in [("etc/keep", "kept\n"), ("etc/gone", "deleted later\n")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, text.as_bytes()).unwrap();
+        }
+        let layer = store.import_layer(b.into_inner().unwrap().as_slice()).unwrap();
+        let mut config = ImageConfig::scratch();
+        config.rootfs.diff_ids.push(layer.diff_id.clone());
+        let id = store.put_image(&config, &[layer], None).unwrap();
+        store.image(&id).unwrap()
+    }
+
+    #[test]
+    fn an_upper_dir_becomes_the_top_layer_with_its_whiteouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("images")).unwrap();
+        let base = base(&store);
+        // What a container changed: a new file, and /etc/gone deleted (overlay's 0:0
+        // character device, which needs root to make, as the runtime has).
+        let upper = dir.path().join("upper");
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/new"), "made in the container\n").unwrap();
+        nix::sys::stat::mknod(
+            &upper.join("etc/gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let mut config = base.config.config.clone();
+        config.cmd = Some(vec!["cat".into(), "/etc/new".into()]);
+        let id = commit(
+            &store,
+            &base,
+            &upper,
+            CommitRequest {
+                config,
+                created_by: "sh -c make-things".into(),
+                comment: "saved".into(),
+                author: "learner".into(),
+            },
+        )
+        .unwrap();
+        let image = store.image(&id).unwrap();
+        assert_eq!(image.record.layers.len(), 2);
+        assert_eq!(image.record.parent.as_deref(), Some(base.id()));
+        assert_eq!(
+            image.config.config.cmd,
+            Some(vec!["cat".to_string(), "/etc/new".to_string()])
+        );
+        assert_eq!(image.config.author, "learner");
+        assert_eq!(image.config.history.last().unwrap().created_by, "sh -c make-things");
+        // The new layer holds the file and the whiteout, as overlay lower dirs want them.
+        let top = &image.record.layers[1];
+        let layer_dir = store.layer_dir(&top.diff_id);
+        assert_eq!(
+            std::fs::read_to_string(layer_dir.join("etc/new")).unwrap(),
+            "made in the container\n"
+        );
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            std::fs::symlink_metadata(layer_dir.join("etc/gone"))
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        // The container's own upper dir is left as it was: it keeps running on it.
+        assert!(upper.join("etc/new").exists());
+    }
+}
