@@ -225,6 +225,27 @@ fn ports_are_listed_and_proxied_for_their_owner_only() {
             .bearer_auth(&admin)
     });
     assert_eq!(r.status(), 200);
+    // Shared, the link opens for anyone (a workshop showing its work); only the owner
+    // shares, and unsharing closes it again.
+    let share = |who: &Client, on: bool| {
+        status(
+            who.post(format!("{base}/api/playgrounds/{id}/share"))
+                .json(&serde_json::json!({ "shared": on })),
+        )
+    };
+    assert_eq!(share(&bob, true), 404);
+    assert_eq!(share(&alice, true), 200);
+    assert_eq!(
+        served(|| Client::new().get(format!("{base}/pg/{id}/node1/8080/"))).status(),
+        200
+    );
+    assert_eq!(
+        status(bob.get(format!("{base}/api/playgrounds/{id}"))),
+        404,
+        "sharing ports shares nothing else"
+    );
+    assert_eq!(share(&alice, false), 200);
+    assert_eq!(status(Client::new().get(format!("{base}/pg/{id}/node1/8080/"))), 404);
     // A port nothing listens on, a node that does not exist.
     assert_eq!(status(alice.get(format!("{base}/pg/{id}/node1/9/"))), 502);
     assert_eq!(status(alice.get(format!("{base}/pg/{id}/node7/8080/"))), 404);

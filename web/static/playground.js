@@ -23,6 +23,7 @@
   const resizer = panel.querySelector("[data-pg-resize]");
   const portsBar = panel.querySelector("[data-pg-ports]");
   const portsList = panel.querySelector("[data-pg-ports-list]");
+  const shareBox = panel.querySelector("[data-pg-share]");
   const downloadButton = panel.querySelector("[data-pg-download]");
 
   const MAX_TERMINALS = 16; // the server numbers a node's terminals 1 to 16
@@ -546,6 +547,7 @@
     teardown();
     pg = data;
     ended = false;
+    if (shareBox) shareBox.checked = !!pg.shared;
     const names = pg.nodes.map((n) => n.name);
     const saved = store.get(TABS_KEY, null);
     layout = saved && saved.id === pg.id && saved.open ? saved : { id: pg.id, open: {}, active: {}, node: null };
@@ -877,4 +879,20 @@
     .then((data) => { if (data && data.id && Array.isArray(data.nodes) && data.nodes.length) show(data); })
     .catch(() => { /* no playground to restore */ })
     .finally(() => { restoring = null; });
+  // Sharing opens the port links to anyone who has them; the server keeps the choice.
+  if (shareBox) {
+    shareBox.addEventListener("change", async () => {
+      if (!pg) return;
+      const wanted = shareBox.checked;
+      try {
+        const response = await request("POST", "/api/playgrounds/" + encodeURIComponent(pg.id) + "/share", { shared: wanted });
+        if (!response.ok) throw new Error(await errorOf(response));
+        pg.shared = wanted;
+        window.slipway.toast(wanted ? "Port links are shared: anyone with a link can open it." : "Port links are yours alone again.");
+      } catch (e) {
+        shareBox.checked = !wanted;
+        window.slipway.toast("Sharing did not change: " + e.message);
+      }
+    });
+  }
 })();

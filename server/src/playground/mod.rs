@@ -111,6 +111,9 @@ pub struct Record {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     pub nodes: Vec<NodeInfo>,
+    /// Whether anyone with a port's link may open it (a workshop showing its work).
+    #[serde(default)]
+    pub shared: bool,
 }
 
 pub struct Playground {
@@ -282,6 +285,7 @@ impl Playgrounds {
                 created_at: now,
                 expires_at: now + Duration::from_secs(self.limits.lifetime_minutes * 60),
                 nodes: Vec::new(),
+                shared: false,
             }),
             netns: netns.clone(),
             dir: dir.clone(),
@@ -451,6 +455,15 @@ impl Playgrounds {
     }
 
     /// Pushes the expiry back by the playground's lifetime, up to the maximum.
+    /// Opens the playground's port links to anyone who has them, or closes them again.
+    pub fn share(&self, id: &str, shared: bool) -> Result<Record, PlaygroundError> {
+        let p = self.get(id).ok_or(PlaygroundError::NotFound)?;
+        p.record.lock().unwrap_or_else(|p| p.into_inner()).shared = shared;
+        self.save(&p)?;
+        tracing::info!(playground = %id, shared, "port links sharing changed");
+        Ok(p.record())
+    }
+
     pub fn extend(&self, id: &str) -> Result<Record, PlaygroundError> {
         let p = self.get(id).ok_or(PlaygroundError::NotFound)?;
         {

@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
             get(playground::show).delete(playground::remove),
         )
         .route("/api/playgrounds/{id}/extend", post(playground::extend))
+        .route("/api/playgrounds/{id}/share", post(playground::share))
         .route("/api/playgrounds/{id}/nodes/{node}/exec", post(playground::exec))
         .route("/pg/{id}/nodes/{node}/terminals/{n}/ws", get(playground::terminal))
         .route("/api/playgrounds/{id}/ports", get(proxy::ports))

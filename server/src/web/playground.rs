@@ -182,6 +182,27 @@ pub async fn extend(State(app): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 #[derive(Deserialize)]
+pub struct ShareRequest {
+    shared: bool,
+}
+
+/// `{"shared": true}` lets anyone with a port link open it; terminals stay the owner's.
+pub async fn share(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<ShareRequest>,
+) -> Response {
+    match owned(&app, &caller, &id) {
+        Ok((pgs, _)) => match pgs.share(&id, req.shared) {
+            Ok(r) => Json(r).into_response(),
+            Err(e) => e.into_response(),
+        },
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
 pub struct ExecRequest {
     cmd: Vec<String>,
 }

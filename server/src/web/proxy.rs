@@ -135,12 +135,21 @@ pub async fn by_path(State(app): State<AppState>, request: Request) -> Response 
             .filter(|me| !me.fresh)
             .map(|me| Caller::Learner(me.id.as_str().to_string()))
     };
-    let pgs = match caller
-        .ok_or(PlaygroundError::NotFound)
-        .and_then(|c| owned(&app, &c, id))
-    {
-        Ok((pgs, _)) => pgs,
-        Err(e) => return e.into_response(),
+    // A shared playground's ports are open to whoever has the link.
+    let shared = app
+        .playgrounds
+        .as_ref()
+        .filter(|pgs| pgs.get(id).is_some_and(|p| p.record().shared))
+        .cloned();
+    let pgs = match shared {
+        Some(pgs) => pgs,
+        None => match caller
+            .ok_or(PlaygroundError::NotFound)
+            .and_then(|c| owned(&app, &c, id))
+        {
+            Ok((pgs, _)) => pgs,
+            Err(e) => return e.into_response(),
+        },
     };
     let target = format!("/{rest}{query}");
     let mut response = forward(&app, &pgs, id, node, port, request, &target, Some(&prefix)).await;
