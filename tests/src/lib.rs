@@ -140,6 +140,11 @@ impl Server {
         panic!("slipway serve did not start within 30 s:\n{}", self.log());
     }
 
+    /// Whether the server answers its health check.
+    pub fn answers(&self) -> bool {
+        reqwest::blocking::get(format!("{}/healthz", self.url)).is_ok_and(|r| r.status().is_success())
+    }
+
     /// The admin token the server wrote beside its address.
     pub fn admin_token(&self) -> String {
         let text = std::fs::read_to_string(self.data_dir.path().join("server.json")).expect("server.json");

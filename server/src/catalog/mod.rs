@@ -220,27 +220,27 @@ impl Catalog {
             .into_iter()
             .find(|r| r.name == name)
             .with_context(|| format!("{name} is not a recipe"))?;
-        let context = self
-            .store
-            .temp_dir(&format!("context-{}", recipe.name.replace('/', "-")))?;
-        write_context(&recipe, &context)?;
-        let runner = self.recipe_runner();
-        let request = BuildRequest {
-            context: context.clone(),
-            ..Default::default()
-        };
         let (tx, _rx): (Progress, _) = tokio::sync::mpsc::unbounded_channel();
-        let result = builder::build(self.store.clone(), &StoreOnly, &runner, request, tx).await;
-        let _ = std::fs::remove_dir_all(&context);
-        Ok(result.map_err(|e| anyhow::anyhow!("{e}"))?.id)
+        self.build_dockerfile(&recipe, tx).await
     }
 
-    async fn build_recipe(&self, recipe: &Recipe, report: &Report) -> Result<String> {
+    /// The recipe's Dockerfile built in a context written for it (untagged): the image ID.
+    async fn build_dockerfile(&self, recipe: &Recipe, progress: Progress) -> Result<String> {
         let context = self
             .store
             .temp_dir(&format!("context-{}", recipe.name.replace('/', "-")))?;
         write_context(recipe, &context)?;
         let runner = self.recipe_runner();
+        let request = BuildRequest {
+            context: context.clone(),
+            ..Default::default()
+        };
+        let result = builder::build(self.store.clone(), &StoreOnly, &runner, request, progress).await;
+        let _ = std::fs::remove_dir_all(&context);
+        Ok(result.map_err(|e| anyhow::anyhow!("{e}"))?.id)
+    }
+
+    async fn build_recipe(&self, recipe: &Recipe, report: &Report) -> Result<String> {
         let tags: Vec<Reference> = recipe
             .references()
             .iter()
@@ -248,11 +248,6 @@ impl Catalog {
             .collect::<Result<_, _>>()?;
         // The catalog's tags go on only after the checks pass and the exact tags are set, so
         // a recipe whose tags exist is complete (`ensure` skips it).
-        let request = BuildRequest {
-            context: context.clone(),
-            tags: Vec::new(),
-            ..Default::default()
-        };
         let (tx, mut rx): (Progress, _) = tokio::sync::mpsc::unbounded_channel();
         let name = recipe.name.clone();
         let r = report.clone();
@@ -263,12 +258,11 @@ impl Catalog {
                 }
             }
         });
-        let result = builder::build(self.store.clone(), &StoreOnly, &runner, request, tx).await;
+        let result = self.build_dockerfile(recipe, tx).await;
         let _ = forward.await;
-        let _ = std::fs::remove_dir_all(&context);
-        let built = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let id = result?;
         for check in recipe.check.iter().chain(recipe.checks.iter()) {
-            let out = self.run_check(&built.id, &check.command).await?;
+            let out = self.run_check(&id, &check.command).await?;
             if let Some(expect) = &check.expect
                 && !out.contains(expect.as_str())
             {
@@ -291,7 +285,7 @@ impl Catalog {
         }
         // Exact-version tags come from what the image itself reports.
         if let Some(exact) = &recipe.exact {
-            let out = self.run_check(&built.id, &exact.command).await?;
+            let out = self.run_check(&id, &exact.command).await?;
             let version = find_version(&exact.regex, &out)
                 .with_context(|| format!("{}: no version in {:?}", recipe.name, out.trim()))?;
             for pattern in &exact.tags {
@@ -301,15 +295,15 @@ impl Catalog {
                     .replace("{major_minor}", &major_minor);
                 let reference = Reference::parse(&format!("{}:{tag}", recipe.name))
                     .with_context(|| format!("{}: [exact] tag pattern {pattern:?}", recipe.name))?;
-                self.store.tag(&built.id, &reference)?;
+                self.store.tag(&id, &reference)?;
                 report(&recipe.name, &format!("tagged {}", reference.familiar()));
             }
         }
         for reference in &tags {
-            self.store.tag(&built.id, reference)?;
+            self.store.tag(&id, reference)?;
             report(&recipe.name, &format!("tagged {}", reference.familiar()));
         }
-        Ok(built.id)
+        Ok(id)
     }
 
     /// Runs a recipe's check command in a container of the new image; returns its output.

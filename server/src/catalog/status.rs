@@ -160,11 +160,8 @@ pub fn build_in_background(catalog: Arc<Catalog>, names: Vec<String>, status: Ar
         let result = runtime.block_on(catalog.ensure(&names, report));
         let mut i = status.lock();
         i.finished = Some(std::time::Instant::now());
-        if let Some(last) = i.current.take()
-            && !i.built.contains(&last)
-        {
-            i.built.push(last);
-        }
+        // On success `ensure` says what it built; on failure the image in progress was not.
+        i.current = None;
         match result {
             Ok(built) => {
                 i.phase = Phase::Ready;

@@ -99,16 +99,12 @@ fn playgrounds(app: &AppState) -> Result<&Arc<Playgrounds>, Response> {
     })
 }
 
-/// The playground if the caller may use it, else 404 (not 403: no probing for IDs).
+/// The playground if the caller may use it, else 404 (not 403: no probing for IDs); 503
+/// when this server has no playgrounds at all.
 #[allow(clippy::result_large_err)]
 fn owned(app: &AppState, caller: &Caller, id: &str) -> Result<(Arc<Playgrounds>, Record), Response> {
-    let pgs = playgrounds(app)?.clone();
-    let record = pgs
-        .get(id)
-        .map(|p| p.record())
-        .filter(|r| caller.may_use(r))
-        .ok_or_else(|| PlaygroundError::NotFound.into_response())?;
-    Ok((pgs, record))
+    playgrounds(app)?;
+    super::proxy::owned(app, caller, id).map_err(IntoResponse::into_response)
 }
 
 #[derive(Deserialize)]
