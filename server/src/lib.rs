@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Slipway: a self-hosted Docker learning lab.
 //!
 //! The library half of the `slipway` binary. Each module is one concern:

@@ -24,7 +24,7 @@ use slipway_runtime::monitor::OverlayConfig;
 use slipway_runtime::monitor::client::{Containers, CreateOptions, Output};
 use time::OffsetDateTime;
 
-use crate::engine::{self, NodeContext};
+use crate::engine::{self, Engine, Node};
 use terminal::Terminal;
 
 /// The image every node runs.
@@ -125,9 +125,20 @@ pub struct Playground {
     cpu_seen: Mutex<u64>,
     terminals: tokio::sync::Mutex<HashMap<(String, u32), Arc<Terminal>>>,
     endpoints: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Each node's engine (its containers, volumes, networks and events), by node name.
+    engines: Mutex<HashMap<String, Arc<Node>>>,
 }
 
 impl Playground {
+    /// A node's engine: what the grader reads and watches.
+    pub fn engine(&self, node: &str) -> Option<Arc<Node>> {
+        self.engines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+            .cloned()
+    }
+
     pub fn record(&self) -> Record {
         self.record.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -143,6 +154,7 @@ impl Playground {
 
 pub struct Playgrounds {
     containers: Containers,
+    engine: Arc<Engine>,
     images: Arc<Store>,
     dir: PathBuf,
     cgroup_root: String,
@@ -168,7 +180,15 @@ impl Playgrounds {
         let dir = data_dir.join("playgrounds");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let hierarchy = Hierarchy::detect().map_err(|e| anyhow!("{e}"))?;
+        let engine = Arc::new(Engine {
+            containers: containers.clone(),
+            images: images.clone(),
+            cgroup_root: cgroup_root.clone(),
+            memory_limit: limits.memory_mib * 1024 * 1024,
+            cgroup_v2: hierarchy.is_v2(),
+        });
         Ok(Arc::new(Playgrounds {
+            engine,
             containers,
             images,
             dir,
@@ -293,6 +313,7 @@ impl Playgrounds {
             cpu_seen: Mutex::new(0),
             terminals: tokio::sync::Mutex::new(HashMap::new()),
             endpoints: Mutex::new(Vec::new()),
+            engines: Mutex::new(HashMap::new()),
         });
         self.live().insert(id.to_string(), playground.clone());
         for n in 1..=nodes {
@@ -339,18 +360,8 @@ impl Playgrounds {
         std::fs::write(dir.join("hosts"), hosts)?;
         std::fs::write(dir.join("hostname"), format!("{name}\n"))?;
         let socket = sock.join("docker.sock");
-        let endpoint = engine::serve(
-            &socket,
-            NodeContext {
-                playground: id.to_string(),
-                node: name.clone(),
-            },
-        )?;
-        playground
-            .endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(endpoint);
+        let container = format!("pg-{id}-{name}");
+        self.serve_engine(playground, id, &name, &container)?;
 
         let config = &image.config.config;
         let mut args: Vec<String> = config.entrypoint.clone().unwrap_or_default();
@@ -381,7 +392,6 @@ impl Playgrounds {
         // Shells and commands exec'd later run as the node's own process does.
         std::fs::write(dir.join("process.json"), serde_json::to_vec(&v["process"])?)?;
         let spec: oci_spec::runtime::Spec = serde_json::from_value(v)?;
-        let container = format!("pg-{id}-{name}");
         let info = self
             .containers
             .create(
@@ -410,6 +420,24 @@ impl Playgrounds {
             container,
             docker_host: format!("unix://{}", socket.display()),
         })
+    }
+
+    /// Opens a node's engine and serves it on the node's socket.
+    fn serve_engine(&self, playground: &Playground, id: &str, name: &str, container: &str) -> Result<()> {
+        let dir = self.dir.join(id).join(name);
+        let node = Node::open(self.engine.clone(), id, name, container, &dir.join("engine"))?;
+        let task = engine::serve(&dir.join("sock/docker.sock"), node.clone())?;
+        playground
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+        playground
+            .engines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), node);
+        Ok(())
     }
 
     fn save(&self, p: &Playground) -> Result<()> {
@@ -620,21 +648,12 @@ impl Playgrounds {
                         cpu_seen: Mutex::new(0),
                         terminals: tokio::sync::Mutex::new(HashMap::new()),
                         endpoints: Mutex::new(Vec::new()),
+                        engines: Mutex::new(HashMap::new()),
                         record: Mutex::new(record.clone()),
                     });
                     for node in &record.nodes {
-                        let socket = entry.path().join(&node.name).join("sock/docker.sock");
-                        match engine::serve(
-                            &socket,
-                            NodeContext {
-                                playground: id.clone(),
-                                node: node.name.clone(),
-                            },
-                        ) {
-                            Ok(task) => p.endpoints.lock().unwrap_or_else(|p| p.into_inner()).push(task),
-                            Err(e) => {
-                                tracing::warn!(playground = %id, node = %node.name, error = %e, "re-serving the engine socket")
-                            }
+                        if let Err(e) = self.serve_engine(&p, &id, &node.name, &node.container) {
+                            tracing::warn!(playground = %id, node = %node.name, error = format!("{e:#}"), "re-serving the engine socket")
                         }
                     }
                     self.live().insert(id.clone(), p);
