@@ -2,6 +2,8 @@
 //! Every path is served both bare and under a `/v1.xx` prefix, which is stripped before
 //! routing (and checked against the versions we speak).
 
+pub mod build;
+pub mod images;
 pub mod system;
 
 use std::sync::Arc;
@@ -45,12 +47,15 @@ pub fn daemon_headers() -> HeaderMap {
     h
 }
 
+#[allow(clippy::type_complexity)]
 pub fn router(
     node: Arc<Node>,
 ) -> axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>> {
     debug_assert_eq!(ENGINE_VERSION, "26.1.5");
     let routes = Router::new()
         .merge(system::routes())
+        .merge(images::routes())
+        .merge(build::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(version_gate))
         .layer(axum::middleware::map_response(add_headers))
