@@ -391,7 +391,7 @@ mod tests {
             ("link", tar::EntryType::Symlink, "src/a.txt"),
         ]);
         let size = extract(&good[..], dir.path()).unwrap();
-        assert_eq!(size, 15);
+        assert_eq!(size, 14);
         assert_eq!(std::fs::read_to_string(dir.path().join("src/a.txt")).unwrap(), "a");
         assert!(std::fs::symlink_metadata(dir.path().join("link")).unwrap().is_symlink());
 
