@@ -167,6 +167,18 @@ fn pull_list_inspect_tag_remove_prune_save_load() {
     assert_eq!(lab.ok("node1", "docker images --filter dangling=true -q").trim(), "");
     let out = lab.ok("node1", "docker images --format '{{.Repository}}:{{.Tag}}' | sort");
     assert_eq!(out.trim(), "busybox:latest\nmoving:x\nsaved:one");
+    // docker import: a filesystem tar as a one-layer image, with --change and --message.
+    let out = lab.ok(
+        "node1",
+        "tar -C /etc -cf /tmp/etc.tar hostname passwd && docker import -c 'CMD [\"sh\"]' -m note /tmp/etc.tar imp:1",
+    );
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let out = lab.ok(
+        "node1",
+        "docker inspect --format '{{json .Config.Cmd}} {{.Comment}} {{len .RootFS.Layers}}' imp:1",
+    );
+    assert_eq!(out.trim(), "[\"sh\"] note 1");
+
     // `-a` removes every unused image.
     lab.ok("node1", "docker image prune -af");
     assert_eq!(lab.ok("node1", "docker images -q").trim(), "");
@@ -208,7 +220,7 @@ EOF
     // .dockerignore: the excluded files are not in the image.
     let out = lab.ok(
         "node1",
-        "docker save app:v1 -o /tmp/app.tar && mkdir -p /tmp/x && tar -xf /tmp/app.tar -C /tmp/x && for l in $(cat /tmp/x/manifest.json | tr ',' '\\n' | grep -o 'blobs/sha256/[0-9a-f]*' | sort -u); do tar -tf /tmp/x/$l 2>/dev/null; done",
+        "docker save app:v1 -o /tmp/app.tar && mkdir -p /tmp/x && tar -xf /tmp/app.tar -C /tmp/x && for l in $(cat /tmp/x/manifest.json | tr ',' '\\n' | grep -o 'blobs/sha256/[0-9a-f]*' | sort -u); do tar -tf /tmp/x/$l 2>/dev/null; done; true",
     );
     assert!(out.contains("app/keep.txt"), "{out}");
     assert!(!out.contains("secret.txt"), "{out}");
@@ -269,6 +281,21 @@ EOF
         "mkdir -p /root/child && cd /root/child && printf 'FROM app:v1\\nENV CHILD=1\\n' > Dockerfile && DOCKER_BUILDKIT=0 docker build -t child .",
     );
     assert!(out.contains("Successfully tagged child:latest"), "{out}");
+
+    // A client that goes away cancels the build: its running step is killed.
+    lab.sh(
+        "node1",
+        "mkdir -p /root/slow && cd /root/slow && printf 'FROM busybox\nRUN sleep 4242\n' > Dockerfile && timeout 4 docker build --network none . >/dev/null 2>&1",
+    );
+    let gone = (0..40).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        !Command::new("pgrep")
+            .args(["-f", "sleep 4242"])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert!(gone, "the build step outlived its client");
 
     // builder prune: node1's own cache entries, after which the build misses.
     let out = lab.ok("node1", "docker builder prune -f");

@@ -54,6 +54,8 @@ fn read_cache(node: &Node) -> BTreeMap<String, String> {
 /// How a build in a node sees names and the cache.
 struct NodeImages {
     node: Arc<Node>,
+    /// `--pull`: every FROM comes from the catalog afresh, as Docker pulls it.
+    always_pull: bool,
 }
 
 impl NodeImages {
@@ -82,6 +84,9 @@ impl BaseImages for NodeImages {
     }
 
     fn resolve(&self, _store: &Store, reference: &Reference) -> Result<Option<String>, ImageError> {
+        if self.always_pull {
+            return Ok(None);
+        }
         let name = reference.clone().with_default_tag().familiar();
         Ok(self.node.state().images.get(&name).cloned())
     }
@@ -122,6 +127,10 @@ struct Params {
     no_cache: bool,
     target: Option<String>,
     quiet: bool,
+    pull: bool,
+    /// `--network none` cuts RUN steps off; anything else is the node's network (the
+    /// node is the Docker host, and its network what a build's containers reach).
+    no_network: bool,
 }
 
 fn params(raw: Option<&str>) -> ApiResult<Params> {
@@ -163,6 +172,8 @@ fn params(raw: Option<&str>) -> ApiResult<Params> {
         no_cache: flag(one("nocache").as_deref()),
         target: one("target").filter(|t| !t.is_empty()),
         quiet: flag(one("q").as_deref()),
+        pull: flag(one("pull").as_deref()),
+        no_network: one("networkmode").as_deref() == Some("none"),
     })
 }
 
@@ -243,7 +254,11 @@ async fn run_build(
     }
     let runner = ContainerRunner {
         containers: node.engine.containers.clone(),
-        network: RunNetwork::Namespace(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+        network: if p.no_network {
+            RunNetwork::None
+        } else {
+            RunNetwork::Namespace(PathBuf::from(format!("/proc/{pid}/ns/net")))
+        },
         cgroup_parent: format!(
             "{}/pg-{}/{}-builds",
             node.engine.cgroup_root, node.playground, node.name
@@ -261,7 +276,10 @@ async fn run_build(
         no_cache: p.no_cache,
         labels: p.labels.clone(),
     };
-    let bases = NodeImages { node: node.clone() };
+    let bases = NodeImages {
+        node: node.clone(),
+        always_pull: p.pull,
+    };
     let (ptx, mut prx): (Progress, _) = tokio::sync::mpsc::unbounded_channel();
     let quiet = p.quiet;
     let out = tx.clone();

@@ -752,23 +752,17 @@ fn save_images(node: &Arc<Node>, names: &[String]) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 
-#[derive(serde::Deserialize)]
-struct LoadQuery {
-    quiet: Option<String>,
-}
-
-/// `docker load`: the archive is spooled to the node's own storage (inside its quota),
-/// loaded into the shared store as content, and its names recorded in the node's table.
-async fn load(Extension(node): Extension<Arc<Node>>, Query(q): Query<LoadQuery>, req: Request) -> ApiResult<Response> {
-    let _quiet = flag(q.quiet.as_deref());
+/// Writes a request body to a file on the node's own storage (inside the playground's
+/// quota, so a huge upload hits the learner's limit, not the host's disk).
+async fn spool_body(node: &Node, what: &str, body: Body) -> ApiResult<std::path::PathBuf> {
     let spool_dir = node.paths.root.join("tmp");
     tokio::fs::create_dir_all(&spool_dir)
         .await
         .map_err(ApiError::internal)?;
-    let spool = spool_dir.join(format!("load-{}", &super::super::state::new_id()[..16]));
+    let spool = spool_dir.join(format!("{what}-{}", &super::super::state::new_id()[..16]));
     let written = async {
         let mut file = tokio::fs::File::create(&spool).await?;
-        let mut stream = req.into_body().into_data_stream();
+        let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(std::io::Error::other)?;
             tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
@@ -782,10 +776,23 @@ async fn load(Extension(node): Extension<Arc<Node>>, Query(q): Query<LoadQuery>,
             if e.raw_os_error() == Some(libc::EDQUOT) || e.raw_os_error() == Some(libc::ENOSPC) {
                 ApiError::Limit(format!("the playground's storage quota is full: {e}"))
             } else {
-                ApiError::bad(format!("reading the archive: {e}"))
+                ApiError::bad(format!("reading the upload: {e}"))
             },
         );
     }
+    Ok(spool)
+}
+
+#[derive(serde::Deserialize)]
+struct LoadQuery {
+    quiet: Option<String>,
+}
+
+/// `docker load`: the archive is spooled to the node's own storage (inside its quota),
+/// loaded into the shared store as content, and its names recorded in the node's table.
+async fn load(Extension(node): Extension<Arc<Node>>, Query(q): Query<LoadQuery>, req: Request) -> ApiResult<Response> {
+    let _quiet = flag(q.quiet.as_deref());
+    let spool = spool_body(&node, "load", req.into_body()).await?;
     let store = node.engine.images.clone();
     let path = spool.clone();
     let loaded = tokio::task::spawn_blocking(move || {
@@ -959,14 +966,113 @@ struct CreateQuery {
     from_src: Option<String>,
     tag: Option<String>,
     platform: Option<String>,
+    repo: Option<String>,
+    message: Option<String>,
+}
+
+/// `docker import`: a filesystem tar (the body, `fromSrc=-`) as a one-layer image.
+async fn import(
+    node: &Arc<Node>,
+    src: &str,
+    repo: Option<&str>,
+    tag: Option<&str>,
+    message: Option<&str>,
+    raw: Option<&str>,
+    body: Body,
+) -> ApiResult<Response> {
+    if src != "-" {
+        return Err(ApiError::bad(format!(
+            "cannot import from {src}: Slipway is offline; import a file instead (`docker import file.tar` or `cat file.tar | docker import -`)"
+        )));
+    }
+    let name = match repo.filter(|r| !r.is_empty()) {
+        Some(r) => {
+            let full = match tag.filter(|t| !t.is_empty()) {
+                Some(t) => format!("{r}:{t}"),
+                None => r.to_string(),
+            };
+            Some(parse_reference(&full)?.familiar())
+        }
+        None => None,
+    };
+    let changes: Vec<String> = query_pairs(raw)
+        .into_iter()
+        .filter(|(k, _)| k == "changes")
+        .map(|(_, v)| v)
+        .collect();
+    let mut config = slipway_runtime::image::config::ImageConfig::scratch();
+    apply_changes(&mut config.config, &changes)?;
+    let spool = spool_body(node, "import", body).await?;
+    let store = node.engine.images.clone();
+    let path = spool.clone();
+    let comment = message
+        .filter(|m| !m.is_empty())
+        .unwrap_or("Imported from -")
+        .to_string();
+    let result = tokio::task::spawn_blocking(move || -> Result<String, slipway_runtime::image::store::ImageError> {
+        let file = std::fs::File::open(&path).map_err(|e| slipway_runtime::image::store::ImageError::Io {
+            what: "reading the import".into(),
+            source: e,
+        })?;
+        let layer = store.import_layer(std::io::BufReader::with_capacity(1 << 20, file))?;
+        config.created = slipway_runtime::image::config::now_rfc3339();
+        config.comment = comment.clone();
+        config.rootfs.diff_ids.push(layer.diff_id.clone());
+        config.history.push(slipway_runtime::image::config::History {
+            created: config.created.clone(),
+            created_by: String::new(),
+            comment,
+            empty_layer: false,
+        });
+        store.put_image(&config, &[layer], None)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let _ = tokio::fs::remove_file(&spool).await;
+    let id = result.map_err(|e| match e {
+        slipway_runtime::image::store::ImageError::Layer(_) | slipway_runtime::image::store::ImageError::Invalid(_) => {
+            ApiError::bad(format!("not a filesystem archive: {e}"))
+        }
+        e => ApiError::internal(e),
+    })?;
+    {
+        let mut st = node.state();
+        match &name {
+            Some(n) => set_name(&mut st, n.clone(), &id),
+            None => {
+                st.images.insert(format!("{DANGLING}{id}"), id.clone());
+            }
+        }
+        save(node, &st)?;
+    }
+    node.emit(
+        "image",
+        "import",
+        &id,
+        [("name".to_string(), name.unwrap_or_else(|| id.clone()))],
+    );
+    let body = format!("{}\n", json!({ "status": id }));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `docker pull` (and `docker run` of an image the node lacks): from the offline catalog.
-async fn create(Extension(node): Extension<Arc<Node>>, Query(q): Query<CreateQuery>) -> ApiResult<Response> {
-    if q.from_src.is_some() {
-        return Err(ApiError::bad(
-            "docker import is not offered by this engine: build an image from a Dockerfile (`FROM scratch` and `ADD rootfs.tar /`) instead",
-        ));
+async fn create(
+    Extension(node): Extension<Arc<Node>>,
+    Query(q): Query<CreateQuery>,
+    RawQuery(raw): RawQuery,
+    req: Request,
+) -> ApiResult<Response> {
+    if let Some(src) = q.from_src.as_deref() {
+        return import(
+            &node,
+            src,
+            q.repo.as_deref(),
+            q.tag.as_deref(),
+            q.message.as_deref(),
+            raw.as_deref(),
+            req.into_body(),
+        )
+        .await;
     }
     let from = q
         .from_image
