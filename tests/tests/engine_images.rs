@@ -151,6 +151,17 @@ fn pull_list_inspect_tag_remove_prune_save_load() {
         "docker pull -q busybox >/dev/null && docker save busybox | gzip > /tmp/b.tgz && docker rmi -f busybox >/dev/null && docker load < /tmp/b.tgz",
     );
     assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    // A pull by digest: a repository digest, not a tag.
+    let out = lab.ok(
+        "node2",
+        "d=$(docker pull busybox | sed -n 's/^Digest: //p') && docker pull busybox@$d >/dev/null && docker inspect --format '{{json .RepoTags}} {{json .RepoDigests}}' busybox@$d && echo $d",
+    );
+    let digest = out.lines().last().unwrap().trim();
+    assert!(digest.starts_with("sha256:"), "{out}");
+    assert!(
+        out.contains(&format!("[\"busybox:latest\"] [\"busybox@{digest}\"]")),
+        "{out}"
+    );
 
     // A name moved away leaves a dangling image; prune removes it, not the named ones.
     lab.ok(

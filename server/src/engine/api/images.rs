@@ -111,19 +111,25 @@ pub fn parse_reference(name: &str) -> ApiResult<Reference> {
         .map_err(|e| ApiError::bad(e.to_string()))
 }
 
-/// The repository digests to show for an image: those of repositories the node names.
+/// The tags among a node's names of an image (a name pulled by digest is no tag).
+fn tags(names: &[String]) -> Vec<String> {
+    names.iter().filter(|n| !n.contains('@')).cloned().collect()
+}
+
+/// The repository digests to show for an image: the names the node pulled by digest, and
+/// the store's digests of repositories the node names.
 fn repo_digests(image: &Image, names: &[String]) -> Vec<String> {
     let repos: BTreeSet<String> = names
         .iter()
         .filter_map(|n| Reference::parse(n).ok().map(|r| r.familiar_name()))
         .collect();
-    image
-        .record
-        .repo_digests
-        .iter()
-        .filter(|d| d.split_once('@').is_some_and(|(r, _)| repos.contains(r)))
-        .cloned()
-        .collect()
+    let mut out: Vec<String> = names.iter().filter(|n| n.contains('@')).cloned().collect();
+    for d in &image.record.repo_digests {
+        if d.split_once('@').is_some_and(|(r, _)| repos.contains(r)) && !out.contains(d) {
+            out.push(d.clone());
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------- list
@@ -202,6 +208,7 @@ async fn list(Extension(node): Extension<Arc<Node>>, Query(q): Query<ListQuery>)
         let tags: Vec<String> = if filters.has("reference") {
             let kept: Vec<String> = names
                 .iter()
+                .filter(|n| !n.contains('@'))
                 .filter(|n| filters.get("reference").iter().any(|p| reference_matches(p, n)))
                 .cloned()
                 .collect();
@@ -210,7 +217,7 @@ async fn list(Extension(node): Extension<Arc<Node>>, Query(q): Query<ListQuery>)
             }
             kept
         } else {
-            names.clone()
+            tags(&names)
         };
         let created = unix_time(&image.config.created);
         if before.iter().any(|b| created >= *b) || since.iter().any(|s| created <= *s) {
@@ -274,7 +281,7 @@ fn inspect_json(node: &Node, image: &Image) -> Value {
     let c = &image.config;
     json!({
         "Id": image.id(),
-        "RepoTags": names,
+        "RepoTags": tags(&names),
         "RepoDigests": repo_digests(image, &names),
         "Parent": image.record.parent.clone().unwrap_or_default(),
         "Comment": c.comment,
@@ -322,7 +329,7 @@ fn history_json(node: &Node, image: &Image) -> Value {
             "Id": id,
             "Created": unix_time(&h.created),
             "CreatedBy": h.created_by,
-            "Tags": names_of(&table, &id),
+            "Tags": tags(&names_of(&table, &id)),
             "Size": size,
             "Comment": h.comment,
         }));
