@@ -190,6 +190,19 @@ fn pull_list_inspect_tag_remove_prune_save_load() {
     );
     assert_eq!(out.trim(), "[\"sh\"] note 1");
 
+    // commit of a container the node lacks; image events for docker events.
+    let out = lab.fails("node1", "docker commit nope");
+    assert!(out.contains("No such container: nope"), "{out}");
+    let out = lab.ok(
+        "node1",
+        "docker events --since 10m --until \"$(date +%s)\" --filter type=image --format '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}'",
+    );
+    assert!(out.contains("pull busybox:latest busybox"), "{out}");
+    assert!(out.contains("tag sha256:"), "{out}");
+    assert!(out.contains("untag sha256:"), "{out}");
+    assert!(out.contains("load sha256:"), "{out}");
+    assert!(out.contains("import sha256:"), "{out}");
+
     // `-a` removes every unused image.
     lab.ok("node1", "docker image prune -af");
     assert_eq!(lab.ok("node1", "docker images -q").trim(), "");
@@ -293,23 +306,44 @@ EOF
     );
     assert!(out.contains("Successfully tagged child:latest"), "{out}");
 
-    // A client that goes away cancels the build: its running step is killed.
-    lab.sh(
-        "node1",
-        "mkdir -p /root/slow && cd /root/slow && printf 'FROM busybox\nRUN sleep 4242\n' > Dockerfile && timeout 4 docker build --network none . >/dev/null 2>&1",
-    );
+    // A client that goes away cancels the build: its running step is killed. While it
+    // runs, the step is inside the playground's cgroup.
+    let slow = "mkdir -p /root/slow && cd /root/slow && printf 'FROM busybox\\nRUN sleep 4242\\n' > Dockerfile && timeout 6 docker build --network none . >/dev/null 2>&1";
+    std::thread::scope(|scope| {
+        let client = scope.spawn(|| lab.sh("node1", slow));
+        let pid = (0..60).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let out = Command::new("pgrep").args(["-f", "^sleep 4242$"]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        });
+        let pid = pid.expect("the RUN step never started");
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        assert!(
+            cgroup.contains(&format!("/pg-{}/node1-builds/", lab.id)),
+            "the step is not in the playground's cgroup:\n{cgroup}"
+        );
+        client.join().unwrap();
+    });
     let gone = (0..40).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(250));
         !Command::new("pgrep")
-            .args(["-f", "sleep 4242"])
+            .args(["-f", "^sleep 4242$"])
             .status()
             .unwrap()
             .success()
     });
     assert!(gone, "the build step outlived its client");
 
-    // builder prune: node1's own cache entries, after which the build misses.
+    // builder prune: node1's own cache entries, after which the build misses; an `until`
+    // in the past keeps them all.
+    let out = lab.ok("node1", "docker builder prune -f --filter until=24h");
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert!(!out.contains("Deleted build cache objects"), "{out}");
     let out = lab.ok("node1", "docker builder prune -f");
+    assert!(out.contains("Deleted build cache objects"), "{out}");
     assert!(out.contains("Total reclaimed space"), "{out}");
     let out = lab.ok(
         "node1",

@@ -44,7 +44,15 @@ fn cache_path(node: &Node) -> PathBuf {
     node.paths.root.join("build-cache.json")
 }
 
-fn read_cache(node: &Node) -> BTreeMap<String, String> {
+/// One of the node's cache entries: the step's image and when it was made.
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
+struct CacheEntry {
+    id: String,
+    /// Unix seconds.
+    at: i64,
+}
+
+fn read_cache(node: &Node) -> BTreeMap<String, CacheEntry> {
     std::fs::read(cache_path(node))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -112,7 +120,13 @@ impl BaseImages for NodeImages {
         store.cache_put(&key, id)?;
         let _guard = CACHE_FILE.lock().unwrap_or_else(|p| p.into_inner());
         let mut entries = read_cache(&self.node);
-        entries.insert(key, id.to_string());
+        entries.insert(
+            key,
+            CacheEntry {
+                id: id.to_string(),
+                at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            },
+        );
         super::super::state::write_json(&cache_path(&self.node), &entries)
             .map_err(|e| ImageError::Corrupt(format!("saving the node's build cache: {e:#}")))
     }
@@ -305,9 +319,6 @@ async fn run_build(
     let _ = forward.await;
     match result {
         Ok(built) => {
-            if !p.labels.is_empty() {
-                tracing::debug!(labels = ?p.labels, "build labels applied by the builder");
-            }
             if quiet {
                 let _ = tx.send(json!({ "stream": format!("{}\n", built.id) })).await;
             }
@@ -333,15 +344,17 @@ struct PruneQuery {
     all: Option<String>,
 }
 
-/// `docker builder prune`: the node's own cache entries, and nothing of anyone else's.
+/// `docker builder prune`: the node's own cache entries (older than `until`, if given),
+/// and nothing of anyone else's.
 async fn prune(
     Extension(node): Extension<Arc<Node>>,
     Query(q): Query<PruneQuery>,
 ) -> ApiResult<Json<BuildPruneResponse>> {
-    Filters::parse(
+    let filters = Filters::parse(
         q.filters.as_deref(),
         &[
             "until",
+            "unused-for",
             "id",
             "parent",
             "type",
@@ -349,26 +362,36 @@ async fn prune(
             "inuse",
             "shared",
             "private",
-            "unused-for",
         ],
     )?;
+    // Every entry is unused once its build is over; `--all` changes nothing here.
     let _all = flag(q.all.as_deref());
+    let now = time::OffsetDateTime::now_utc();
+    let mut until = None;
+    for v in filters.get("until").iter().chain(filters.get("unused-for")) {
+        let t = slipway_runtime::logs::parse_time_arg(v, now)
+            .map_err(|e| ApiError::bad(format!("invalid filter 'until={v}': {e}")))?;
+        until = Some(t.unix_timestamp());
+    }
     let store = node.engine.images.clone();
     let removed = {
         let _guard = CACHE_FILE.lock().unwrap_or_else(|p| p.into_inner());
-        let entries = read_cache(&node);
+        let mut entries = read_cache(&node);
         let mut removed = Vec::new();
-        for (key, id) in &entries {
-            if store.cache_remove(key) {
-                removed.push(id.clone());
+        entries.retain(|key, entry| {
+            if until.is_some_and(|u| entry.at >= u) {
+                return true;
             }
-        }
-        super::super::state::write_json(&cache_path(&node), &BTreeMap::<String, String>::new())
-            .map_err(ApiError::Internal)?;
+            if store.cache_remove(key) {
+                removed.push(entry.id.clone());
+            }
+            false
+        });
+        super::super::state::write_json(&cache_path(&node), &entries).map_err(ApiError::Internal)?;
         removed
     };
     // The cached steps' images stay in the shared store (content other builds may share);
-    // no disk is freed by forgetting the entries, so none is reported.
+    // forgetting the entries frees no disk, so none is reported.
     Ok(Json(BuildPruneResponse {
         caches_deleted: Some(removed),
         space_reclaimed: Some(0),
