@@ -1361,4 +1361,158 @@ mod tests {
         assert_eq!(p[1], ("t".into(), "b".into()));
         assert_eq!(p[3].1, r#"{"x":"y z"}"#);
     }
+
+    /// A node over a store of its own holding one base image named `base:1`, and a
+    /// container record on it whose writable layer holds /hello.txt.
+    struct Fixture {
+        node: Arc<Node>,
+        base: String,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture(container_status: &str) -> Fixture {
+        use super::super::super::Engine;
+        use super::super::super::state::{ContainerRecord, RunState};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(slipway_runtime::image::store::Store::open(&dir.path().join("images")).unwrap());
+        let staging = store.temp_dir("base").unwrap().join("layer");
+        std::fs::create_dir_all(staging.join("etc")).unwrap();
+        std::fs::write(staging.join("etc/base"), "base\n").unwrap();
+        let layer = store.commit_dir(&staging).unwrap();
+        let mut config = slipway_runtime::image::config::ImageConfig::scratch();
+        config.config.cmd = Some(vec!["sh".into()]);
+        config.rootfs.diff_ids.push(layer.diff_id.clone());
+        let base = store.put_image(&config, &[layer], None).unwrap();
+        let containers = slipway_runtime::monitor::client::Containers::new(
+            &dir.path().join("runtime"),
+            std::path::Path::new("/bin/true"),
+        )
+        .unwrap();
+        let engine = Arc::new(Engine {
+            containers,
+            images: store,
+            cgroup_root: "test".into(),
+            memory_limit: 1 << 30,
+            cgroup_v2: false,
+        });
+        let node = Node::open(engine, "pg", "node1", "none", &dir.path().join("engine")).unwrap();
+        let id = "c".repeat(64);
+        let (upper, _) = node.container_layer(&id);
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::write(upper.join("hello.txt"), "hi\n").unwrap();
+        let record = ContainerRecord {
+            id: id.clone(),
+            name: "web".into(),
+            created: super::super::super::state::now(),
+            image: "base:1".into(),
+            image_id: base.clone(),
+            config: serde_json::from_value(json!({ "Cmd": ["sh"], "Env": ["A=1"], "Image": "base:1" })).unwrap(),
+            host_config: Default::default(),
+            networks: Default::default(),
+            ports: Default::default(),
+            mounts: Vec::new(),
+            path: "sh".into(),
+            args: Vec::new(),
+            state: RunState {
+                status: container_status.into(),
+                ..Default::default()
+            },
+            restart_count: 0,
+            runtime_id: id.clone(),
+            stopped_by_user: false,
+        };
+        {
+            let mut st = node.state();
+            st.images.insert("base:1".into(), base.clone());
+            st.containers.insert(id, record);
+        }
+        Fixture { node, base, _dir: dir }
+    }
+
+    async fn call(node: &Arc<Node>, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let app = routes().layer(Extension(node.clone()));
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn commit_makes_a_layer_of_the_container_and_names_it() {
+        let f = fixture("exited");
+        let (status, body) = call(
+            &f.node,
+            "POST",
+            "/commit?container=web&repo=snap&tag=1&comment=why&author=me&changes=CMD%20%5B%22cat%22%2C%22%2Fhello.txt%22%5D&changes=ENV%20B%3D2",
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["Id"].as_str().unwrap().to_string();
+        let (status, inspect) = call(&f.node, "GET", "/images/snap:1/json", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(inspect["Id"], id);
+        assert_eq!(inspect["Config"]["Cmd"], json!(["cat", "/hello.txt"]));
+        assert_eq!(inspect["Config"]["Env"], json!(["A=1", "B=2"]));
+        assert_eq!(inspect["Comment"], "why");
+        assert_eq!(inspect["Author"], "me");
+        assert_eq!(inspect["Parent"], f.base.as_str());
+        assert_eq!(inspect["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+        let image = f.node.engine.images.image(&id).unwrap();
+        let top = f.node.engine.images.layer_dir(&image.record.layers[1].diff_id);
+        assert_eq!(std::fs::read_to_string(top.join("hello.txt")).unwrap(), "hi\n");
+        // The shared store's tags are untouched: the name is the node's.
+        assert!(f.node.engine.images.resolve("snap:1").is_err());
+    }
+
+    #[tokio::test]
+    async fn rmi_conflicts_with_containers_as_docker_words_them() {
+        let f = fixture("running");
+        let short = short_id(&f.base);
+        let (status, body) = call(&f.node, "DELETE", "/images/base:1", "").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body["message"],
+            format!(
+                "conflict: unable to remove repository reference \"base:1\" (must force) - container cccccccccccc is using its referenced image {short}"
+            )
+        );
+        let (status, body) = call(&f.node, "DELETE", &format!("/images/{short}?force=1"), "").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body["message"],
+            format!(
+                "conflict: unable to delete {short} (cannot be forced) - image is being used by running container cccccccccccc"
+            )
+        );
+        // Forced by name: the name goes, the image stays (as <none>) for its container.
+        let (status, body) = call(&f.node, "DELETE", "/images/base:1?force=1", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!([{ "Untagged": "base:1" }]));
+        let (_, list) = call(&f.node, "GET", "/images/json", "").await;
+        assert_eq!(list[0]["RepoTags"], json!([]));
+        assert_eq!(list[0]["Containers"], 1);
+        // Prune leaves an image a container uses.
+        let (_, pruned) = call(&f.node, "POST", "/images/prune", "").await;
+        assert_eq!(pruned["ImagesDeleted"], json!([]));
+        let f = fixture("exited");
+        let (status, body) = call(&f.node, "DELETE", &format!("/images/{short}"), "").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body["message"],
+            format!(
+                "conflict: unable to delete {short} (must be forced) - image is being used by stopped container cccccccccccc"
+            )
+        );
+        let (status, body) = call(&f.node, "DELETE", &format!("/images/{short}?force=1"), "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!([{ "Untagged": "base:1" }, { "Deleted": f.base }]));
+    }
 }
