@@ -162,6 +162,16 @@ fn pull_list_inspect_tag_remove_prune_save_load() {
         out.contains(&format!("[\"busybox:latest\"] [\"busybox@{digest}\"]")),
         "{out}"
     );
+    // Loading over a name the node gives another image says so, as Docker does.
+    let out = lab.ok(
+        "node2",
+        "docker pull -q debian:trixie-slim >/dev/null && docker tag debian:trixie-slim busybox:latest && docker load < /tmp/b.tgz",
+    );
+    assert!(
+        out.contains("The image busybox:latest already exists, renaming the old one with ID sha256:"),
+        "{out}"
+    );
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
 
     // A name moved away leaves a dangling image; prune removes it, not the named ones.
     lab.ok(
@@ -195,7 +205,7 @@ fn pull_list_inspect_tag_remove_prune_save_load() {
     assert!(out.contains("No such container: nope"), "{out}");
     let out = lab.ok(
         "node1",
-        "docker events --since 10m --until \"$(date +%s)\" --filter type=image --format '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}'",
+        "docker events --since 10m --until \"$(($(date +%s)+1))\" --filter type=image --format '{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}'",
     );
     assert!(out.contains("pull busybox:latest busybox"), "{out}");
     assert!(out.contains("tag sha256:"), "{out}");

@@ -170,6 +170,11 @@ fn params(raw: Option<&str>) -> ApiResult<Params> {
         Some(s) => serde_json::from_str(&s).map_err(|e| ApiError::bad(format!("invalid labels: {e}")))?,
         None => BTreeMap::new(),
     };
+    if let Some(remote) = one("remote").filter(|r| !r.is_empty()) {
+        return Err(ApiError::bad(format!(
+            "cannot fetch the build context from {remote}: Slipway is offline; build from a directory instead"
+        )));
+    }
     if let Some(p) = one("platform").filter(|p| !p.is_empty()) {
         let host = format!("linux/{}", slipway_runtime::image::config::host_architecture());
         if !host.starts_with(&p) {

@@ -822,7 +822,13 @@ async fn load(Extension(node): Extension<Arc<Node>>, Query(q): Query<LoadQuery>,
                 st.images.insert(format!("{DANGLING}{}", image.id), image.id.clone());
             }
             for n in &image.names {
-                set_name(&mut st, n.familiar(), &image.id);
+                let name = n.familiar();
+                if let Some(old) = st.images.get(&name).filter(|old| **old != image.id) {
+                    lines.push(json!({ "stream": format!(
+                        "The image {name} already exists, renaming the old one with ID {old} to empty string\n"
+                    ) }));
+                }
+                set_name(&mut st, name, &image.id);
             }
         }
         save(&node, &st)?;
