@@ -17,7 +17,11 @@ struct Lab {
 
 impl Lab {
     fn start(nodes: usize) -> Lab {
-        let lab = LabServer::start("");
+        Lab::with_limits(nodes, "")
+    }
+
+    fn with_limits(nodes: usize, limits: &str) -> Lab {
+        let lab = LabServer::start(limits);
         let out = Command::new(slipway_bin())
             .args(["playground", "--data-dir"])
             .arg(lab.server.data_dir.path())
@@ -365,4 +369,24 @@ EOF
         !index.contains("app:v1") && !index.contains("child:latest"),
         "a build tagged the catalog"
     );
+}
+
+#[test]
+fn a_build_step_writes_inside_the_playgrounds_quota() {
+    let lab = Lab::with_limits(1, "disk_mib = 64");
+    let out = lab.fails(
+        "node1",
+        "mkdir -p /root/big && cd /root/big && printf 'FROM busybox\\nRUN dd if=/dev/zero of=/big bs=1M count=200\\n' > Dockerfile && DOCKER_BUILDKIT=0 docker build .",
+    );
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(
+        out.contains("The command '/bin/sh -c dd if=/dev/zero of=/big bs=1M count=200' returned a non-zero code: 1"),
+        "{out}"
+    );
+    // The failed step's files are gone: a small build still fits.
+    let out = lab.ok(
+        "node1",
+        "mkdir -p /root/small && cd /root/small && printf 'FROM busybox\\nRUN echo ok > /ok\\n' > Dockerfile && DOCKER_BUILDKIT=0 docker build -t small .",
+    );
+    assert!(out.contains("Successfully tagged small:latest"), "{out}");
 }

@@ -89,6 +89,12 @@ pub trait BaseImages: Send + Sync {
         store.cache_get(key)
     }
 
+    /// A fresh directory for a RUN step's writable layer: the store's staging by default;
+    /// a node's builds write on the playground's own storage, inside its quota.
+    fn step_dir(&self, store: &Store) -> Result<PathBuf, ImageError> {
+        store.temp_dir("run")
+    }
+
     fn cache_put(&self, store: &Store, key: &str, id: &str) -> Result<(), ImageError> {
         store.cache_put(key, id)
     }
@@ -750,7 +756,7 @@ impl Builder<'_> {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push(crate::spec::DEFAULT_PATH.to_string());
         }
-        let staging = self.store.temp_dir("run")?;
+        let staging = self.bases.step_dir(&self.store)?;
         let (upper, work, mountpoint) = (staging.join("upper"), staging.join("work"), staging.join("merged"));
         for d in [&upper, &work, &mountpoint] {
             std::fs::create_dir_all(d).map_err(|e| BuildError::Message(format!("preparing a RUN step: {e}")))?;

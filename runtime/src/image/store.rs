@@ -316,7 +316,9 @@ impl Store {
 
     /// Makes a layer of a directory (an overlay upper dir from a build step or a commit):
     /// packs it into a blob and moves the directory itself into place as the unpacked
-    /// layer. `dir` must be inside the store's tmp/ (same filesystem).
+    /// layer. A directory on another filesystem (a playground's own storage, where a
+    /// learner's build steps write inside their quota) cannot be moved: the packed blob
+    /// is unpacked into place instead, and the directory removed.
     pub fn commit_dir(&self, dir: &Path) -> Result<LayerRecord, ImageError> {
         let staging = self.temp_dir("pack")?;
         let tar = staging.join("layer.tar");
@@ -329,7 +331,16 @@ impl Store {
         }
         let layer_dir = self.layer_dir(&diff_id);
         if !layer_dir.exists() {
-            std::fs::rename(dir, &layer_dir).map_err(io("moving a layer into place"))?;
+            match std::fs::rename(dir, &layer_dir) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                    let _ = std::fs::remove_dir_all(&staging);
+                    let record = self.unpack_blob(&diff_id, packed.size)?;
+                    let _ = std::fs::remove_dir_all(dir);
+                    return Ok(record);
+                }
+                Err(e) => return Err(io("moving a layer into place")(e)),
+            }
         } else {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -115,6 +115,20 @@ impl BaseImages for NodeImages {
         store.cache_get(&self.key(key))
     }
 
+    fn step_dir(&self, _store: &Store) -> Result<PathBuf, ImageError> {
+        let dir = self
+            .node
+            .paths
+            .root
+            .join("builds")
+            .join(format!("step-{}", &super::super::state::new_id()[..16]));
+        std::fs::create_dir_all(&dir).map_err(|e| ImageError::Io {
+            what: format!("creating {}", dir.display()),
+            source: e,
+        })?;
+        Ok(dir)
+    }
+
     fn cache_put(&self, store: &Store, key: &str, id: &str) -> Result<(), ImageError> {
         let key = self.key(key);
         store.cache_put(&key, id)?;
