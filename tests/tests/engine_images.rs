@@ -319,6 +319,12 @@ EOF
         "mkdir -p /root/child && cd /root/child && printf 'FROM app:v1\\nENV CHILD=1\\n' > Dockerfile && DOCKER_BUILDKIT=0 docker build -t child .",
     );
     assert!(out.contains("Successfully tagged child:latest"), "{out}");
+    // FROM an image ID the node has.
+    let out = lab.ok(
+        "node1",
+        "id=$(docker inspect --format '{{.Id}}' app:v1 | cut -c8-19) && mkdir -p /root/byid && cd /root/byid && printf \"FROM $id\\nENV BYID=1\\n\" > Dockerfile && DOCKER_BUILDKIT=0 docker build -t byid .",
+    );
+    assert!(out.contains("Successfully tagged byid:latest"), "{out}");
 
     // A client that goes away cancels the build: its running step is killed. While it
     // runs, the step is inside the playground's cgroup.

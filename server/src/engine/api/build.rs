@@ -96,7 +96,14 @@ impl BaseImages for NodeImages {
             return Ok(None);
         }
         let name = reference.clone().with_default_tag().familiar();
-        Ok(self.node.state().images.get(&name).cloned())
+        if let Some(id) = self.node.state().images.get(&name).cloned() {
+            return Ok(Some(id));
+        }
+        // `FROM <image ID>` (or a prefix of one) of an image the node has.
+        if reference.tag.is_none() && reference.digest.is_none() {
+            return Ok(self.node.image_id(&reference.familiar_name()));
+        }
+        Ok(None)
     }
 
     fn tag(&self, _store: &Store, id: &str, reference: &Reference) -> Result<(), ImageError> {
