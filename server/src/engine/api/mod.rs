@@ -2,9 +2,11 @@
 //! Every path is served both bare and under a `/v1.xx` prefix, which is stripped before
 //! routing (and checked against the versions we speak).
 
+pub mod build;
 pub mod container_json;
 pub mod containers;
 pub mod exec;
+pub mod images;
 pub mod networks;
 pub mod system;
 
@@ -58,6 +60,8 @@ pub fn router(node: Arc<Node>) -> Service {
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(networks::routes())
+        .merge(images::routes())
+        .merge(build::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(version_gate))
         .layer(axum::middleware::map_response(add_headers))
