@@ -75,7 +75,6 @@ impl Lab {
 }
 
 #[test]
-#[ignore = "issue 6 in progress: fails intermittently (an events window cut at a whole second, a `docker build -q` failure); run with --ignored"]
 fn pull_list_inspect_tag_remove_prune_save_load() {
     let lab = Lab::start(2);
     // A fresh node has no images.
@@ -230,7 +229,6 @@ fn pull_list_inspect_tag_remove_prune_save_load() {
 }
 
 #[test]
-#[ignore = "issue 6 in progress: fails intermittently (an events window cut at a whole second, a `docker build -q` failure); run with --ignored"]
 fn build_with_the_classic_builder() {
     let lab = Lab::start(2);
     let setup = r#"set -e
@@ -330,10 +328,10 @@ EOF
 
     // A client that goes away cancels the build: its running step is killed. While it
     // runs, the step is inside the playground's cgroup.
-    let slow = "mkdir -p /root/slow && cd /root/slow && printf 'FROM busybox\\nRUN sleep 4242\\n' > Dockerfile && timeout 6 docker build --network none . >/dev/null 2>&1";
+    let slow = "mkdir -p /root/slow && cd /root/slow && printf 'FROM busybox\\nRUN sleep 4242\\n' > Dockerfile && (DOCKER_BUILDKIT=0 docker build --network none . >/dev/null 2>&1 & echo $! > /tmp/build.pid; wait)";
     std::thread::scope(|scope| {
         let client = scope.spawn(|| lab.sh("node1", slow));
-        let pid = (0..60).find_map(|_| {
+        let pid = (0..300).find_map(|_| {
             std::thread::sleep(std::time::Duration::from_millis(100));
             let out = Command::new("pgrep").args(["-f", "^sleep 4242$"]).output().unwrap();
             String::from_utf8_lossy(&out.stdout)
@@ -347,6 +345,8 @@ EOF
             cgroup.contains(&format!("/pg-{}/node1-builds/", lab.id)),
             "the step is not in the playground's cgroup:\n{cgroup}"
         );
+        // The client goes away mid-step.
+        lab.ok("node1", "kill $(cat /tmp/build.pid)");
         client.join().unwrap();
     });
     let gone = (0..40).any(|_| {
@@ -397,4 +397,71 @@ fn a_build_step_writes_inside_the_playgrounds_quota() {
         "mkdir -p /root/small && cd /root/small && printf 'FROM busybox\\nRUN echo ok > /ok\\n' > Dockerfile && DOCKER_BUILDKIT=0 docker build -t small .",
     );
     assert!(out.contains("Successfully tagged small:latest"), "{out}");
+}
+
+#[test]
+fn commit_and_the_containers_that_hold_images() {
+    let lab = Lab::start(1);
+    // `docker run` of an image the node lacks pulls it from the catalog first.
+    let out = lab.ok("node1", "docker run --name c1 busybox sh -c 'echo hi > /hello.txt'");
+    assert!(out.contains("Unable to find image 'busybox:latest' locally"), "{out}");
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
+    let out = lab.ok(
+        "node1",
+        "docker commit -c 'CMD [\"cat\", \"/hello.txt\"]' -m why -a me c1 snap:1",
+    );
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(lab.ok("node1", "docker run --rm snap:1").trim(), "hi");
+    let out = lab.ok(
+        "node1",
+        "docker inspect --format '{{.Comment}} {{.Author}} {{json .Config.Cmd}}' snap:1",
+    );
+    assert_eq!(out.trim(), "why me [\"cat\",\"/hello.txt\"]");
+
+    // A stopped container holds its image: rmi by name is a conflict unless forced.
+    let c1 = lab.ok("node1", "docker inspect --format '{{.Id}}' c1").trim()[..12].to_string();
+    let busybox = lab.ok("node1", "docker inspect --format '{{.Id}}' busybox").trim()[7..19].to_string();
+    let out = lab.fails("node1", "docker rmi busybox");
+    assert!(
+        out.contains(&format!(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container {c1} is using its referenced image {busybox}"
+        )),
+        "{out}"
+    );
+    let out = lab.fails("node1", &format!("docker rmi {busybox}"));
+    assert!(
+        out.contains(&format!(
+            "conflict: unable to delete {busybox} (must be forced) - image is being used by stopped container {c1}"
+        )),
+        "{out}"
+    );
+    // A running one cannot be forced out.
+    lab.ok("node1", "docker run -d --name r1 snap:1 sleep 1000");
+    let snap = lab.ok("node1", "docker inspect --format '{{.Id}}' snap:1").trim()[7..19].to_string();
+    let r1 = lab.ok("node1", "docker inspect --format '{{.Id}}' r1").trim()[..12].to_string();
+    let out = lab.fails("node1", &format!("docker rmi -f {snap}"));
+    assert!(
+        out.contains(&format!(
+            "conflict: unable to delete {snap} (cannot be forced) - image is being used by running container {r1}"
+        )),
+        "{out}"
+    );
+    let out = lab.ok(
+        "node1",
+        "docker images --format '{{.Repository}}:{{.Tag}} {{.Containers}}' | sort",
+    );
+    assert!(out.contains("snap:1"), "{out}");
+    // Prune leaves images containers use.
+    lab.ok("node1", "docker image prune -af");
+    let out = lab.ok("node1", "docker images --format '{{.Repository}}:{{.Tag}}' | sort");
+    assert_eq!(out.trim(), "busybox:latest\nsnap:1");
+    lab.ok("node1", "docker rm -f r1 c1");
+    let out = lab.ok("node1", "docker rmi snap:1");
+    assert!(
+        out.contains("Untagged: snap:1") && out.contains("Deleted: sha256:"),
+        "{out}"
+    );
 }

@@ -333,6 +333,10 @@ impl Store {
         if !layer_dir.exists() {
             match std::fs::rename(dir, &layer_dir) {
                 Ok(()) => {}
+                // Another build made the same layer meanwhile: its copy is this content.
+                Err(_) if layer_dir.is_dir() => {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                     let _ = std::fs::remove_dir_all(&staging);
                     let record = self.unpack_blob(&diff_id, packed.size)?;
