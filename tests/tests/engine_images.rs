@@ -458,6 +458,23 @@ fn commit_and_the_containers_that_hold_images() {
     lab.ok("node1", "docker image prune -af");
     let out = lab.ok("node1", "docker images --format '{{.Repository}}:{{.Tag}}' | sort");
     assert_eq!(out.trim(), "busybox:latest\nsnap:1");
+    // A running container is committed paused, and keeps running.
+    let out = lab.ok("node1", "docker commit r1 snap:running");
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(
+        lab.ok("node1", "docker inspect --format '{{.State.Status}}' r1").trim(),
+        "running"
+    );
+    lab.ok("node1", "docker rmi snap:running");
+
+    // compose builds and pulls through the same endpoints.
+    let out = lab.ok(
+        "node1",
+        "mkdir -p /root/stack && cd /root/stack && printf 'FROM busybox\\nCMD [\"echo\", \"from compose\"]\\n' > Dockerfile && printf 'services:\\n  app:\\n    build: .\\n    image: stack-app:dev\\n  cache:\\n    image: redis:8\\n' > compose.yaml && DOCKER_BUILDKIT=0 docker compose build 2>&1 && docker compose pull cache 2>&1 && docker images --format '{{.Repository}}:{{.Tag}}'",
+    );
+    assert!(out.contains("stack-app:dev"), "{out}");
+    assert!(out.contains("redis:8"), "{out}");
+
     lab.ok("node1", "docker rm -f r1 c1");
     let out = lab.ok("node1", "docker rmi snap:1");
     assert!(
