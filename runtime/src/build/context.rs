@@ -396,6 +396,7 @@ mod tests {
         assert!(std::fs::symlink_metadata(dir.path().join("link")).unwrap().is_symlink());
 
         let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
         for bad in [
             tar_of(&[("../escape", tar::EntryType::Regular, "x")]),
             tar_of(&[
@@ -403,10 +404,20 @@ mod tests {
                 ("out/pwned", tar::EntryType::Regular, "x"),
             ]),
             tar_of(&[("hard", tar::EntryType::Link, "../../etc/passwd")]),
+            // A hard link through a symlink that leads out.
+            tar_of(&[
+                ("out", tar::EntryType::Symlink, outside.path().to_str().unwrap()),
+                ("hard", tar::EntryType::Link, "out/secret"),
+            ]),
         ] {
             let d = tempfile::tempdir().unwrap();
             assert!(matches!(extract(&bad[..], d.path()), Err(ExtractError::Unsafe(_))));
         }
-        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+        let left: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["secret"]);
     }
 }

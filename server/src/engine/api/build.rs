@@ -238,11 +238,9 @@ async fn build(Extension(node): Extension<Arc<Node>>, RawQuery(raw): RawQuery, r
     let p = params(raw.as_deref())?;
     let pid = node.node_pid()?;
     // The context goes to the node's own storage (inside the playground's quota).
-    let dir = node
-        .paths
-        .root
-        .join("builds")
-        .join(&super::super::state::new_id()[..16]);
+    let builds = node.paths.root.join("builds");
+    remove_stale(&builds);
+    let dir = builds.join(&super::super::state::new_id()[..16]);
     std::fs::create_dir_all(dir.join("context")).map_err(ApiError::internal)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
     let node2 = node.clone();
@@ -255,6 +253,22 @@ async fn build(Extension(node): Extension<Arc<Node>>, RawQuery(raw): RawQuery, r
         let _ = tokio::fs::remove_dir_all(&dir).await;
     });
     Ok(stream::ndjson(rx))
+}
+
+/// Removes what builds cut short by a server's end left behind (a day old: no build runs
+/// that long).
+fn remove_stale(builds: &std::path::Path) {
+    for e in std::fs::read_dir(builds).into_iter().flatten().flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 24 * 3600);
+        if old {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Runs the build, streaming its output to `tx`; the error message if it fails.
