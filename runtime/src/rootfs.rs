@@ -346,6 +346,11 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &Mount, cfg: &RootfsConfig) -
         } else {
             cfg.bundle.join(source)
         };
+        // A source under another process's root (a playground node's, for `docker run -v`)
+        // is resolved inside that root, so a symlink there cannot lead to the host's files;
+        // the mount then takes the opened descriptor, which nothing can swap.
+        let pinned = pinned_source(&source)?;
+        let source = pinned.as_ref().map(fd_path).unwrap_or(source);
         let is_dir = std::fs::metadata(&source)
             .map(|m| m.is_dir())
             .map_err(|e| RootfsError {
@@ -381,6 +386,32 @@ fn mount_one(root: std::os::fd::BorrowedFd<'_>, m: &Mount, cfg: &RootfsConfig) -
         mount_on(None, &mounted, None, options.propagation, None).map_err(err("setting propagation on", dest))?;
     }
     Ok(())
+}
+
+/// For `/proc/<pid>/root/<rest>`: `<rest>` opened (O_PATH) inside that process's root.
+fn pinned_source(source: &Path) -> Result<Option<OwnedFd>, RootfsError> {
+    let Ok(rest) = source.strip_prefix("/proc") else {
+        return Ok(None);
+    };
+    let mut parts = rest.components();
+    let (Some(pid), Some(root)) = (parts.next(), parts.next()) else {
+        return Ok(None);
+    };
+    let pid = pid.as_os_str().to_string_lossy();
+    if root.as_os_str() != "root" || pid.parse::<u32>().is_err() {
+        return Ok(None);
+    }
+    let root_path = Path::new("/proc").join(pid.as_ref()).join("root");
+    let root_fd = nix::fcntl::open(
+        &root_path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err("opening the bind source's root", &root_path))?;
+    let inner = Path::new("/").join(parts.as_path());
+    open_in_root(root_fd.as_fd(), &inner, OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .map(Some)
+        .map_err(err("opening the bind source", source))
 }
 
 /// /sys/fs/cgroup shaped like the host's, rooted at the container's own cgroup (the init

@@ -63,9 +63,35 @@ pub struct Built {
     pub tags: Vec<String>,
 }
 
-/// Images a FROM names that the store does not hold yet.
+/// How a build sees image names: which image a FROM (or `COPY --from`) names, where the
+/// build's tags go, and its cache. By default these are the store's own tags and cache;
+/// a node of the Engine API keeps names of its own, so one learner's names never reach
+/// another's.
 pub trait BaseImages: Send + Sync {
+    /// Images a FROM names that [`BaseImages::resolve`] does not know yet.
     fn fetch<'a>(&'a self, reference: &'a Reference, progress: Progress) -> BoxFuture<'a, Result<String, BuildError>>;
+
+    /// The image a name means, if it means one already.
+    fn resolve(&self, store: &Store, reference: &Reference) -> Result<Option<String>, ImageError> {
+        match store.resolve(&reference.clone().with_default_tag().familiar()) {
+            Ok(image) => Ok(Some(image.id().to_string())),
+            Err(ImageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the built image a name.
+    fn tag(&self, store: &Store, id: &str, reference: &Reference) -> Result<(), ImageError> {
+        store.tag(id, reference)
+    }
+
+    fn cache_get(&self, store: &Store, key: &str) -> Option<String> {
+        store.cache_get(key)
+    }
+
+    fn cache_put(&self, store: &Store, key: &str, id: &str) -> Result<(), ImageError> {
+        store.cache_put(key, id)
+    }
 }
 
 /// Only what is already in the store.
@@ -231,6 +257,30 @@ impl Builder<'_> {
                 .position(|s| matches!(&s[0].kind, Kind::From { name: Some(n), .. } if n.eq_ignore_ascii_case(t)))
                 .ok_or_else(|| BuildError::Message(format!("failed to reach build target {t} in Dockerfile")))?,
         };
+        // `--label`s become a LABEL step at the end of the target stage, as in Docker.
+        if !self.request.labels.is_empty() {
+            let pairs: Vec<(String, String)> = self
+                .request
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let original = format!(
+                "LABEL {}",
+                pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", quote_label(k), quote_label(v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let line = stages[target_index].last().map(|i| i.end_line).unwrap_or(0);
+            stages[target_index].push(Instruction {
+                line,
+                end_line: line,
+                original,
+                kind: Kind::Label(pairs),
+            });
+        }
         let total = first_from + stages[..=target_index].iter().map(|s| s.len()).sum::<usize>();
         let mut step = 0;
         for i in &instructions[..first_from] {
@@ -248,6 +298,11 @@ impl Builder<'_> {
         for stage_instructions in stages.into_iter().take(target_index + 1) {
             let mut stage = None;
             for i in stage_instructions {
+                if self.progress.is_closed() {
+                    return Err(BuildError::Message(
+                        "the build was cancelled: its client went away".into(),
+                    ));
+                }
                 step += 1;
                 self.say(format!("Step {step}/{total} : {}", i.original));
                 match &i.kind {
@@ -306,7 +361,7 @@ impl Builder<'_> {
         self.say(format!("Successfully built {}", short_id(&id)));
         let mut tags = Vec::new();
         for t in &self.request.tags {
-            self.store.tag(&id, t)?;
+            self.bases.tag(&self.store, &id, t)?;
             let name = t.clone().with_default_tag().familiar();
             self.say(format!("Successfully tagged {name}"));
             tags.push(name);
@@ -369,10 +424,9 @@ impl Builder<'_> {
                 "invalid reference format: repository name ({name}) must be lowercase"
             ))
         })?;
-        match self.store.resolve(&reference.clone().with_default_tag().familiar()) {
-            Ok(image) => Ok(image.id().to_string()),
-            Err(ImageError::NotFound(_)) => self.bases.fetch(&reference, self.progress.clone()).await,
-            Err(e) => Err(e.into()),
+        match self.bases.resolve(&self.store, &reference)? {
+            Some(id) => Ok(id),
+            None => self.bases.fetch(&reference, self.progress.clone()).await,
         }
     }
 
@@ -412,7 +466,7 @@ impl Builder<'_> {
         if self.request.no_cache {
             return Ok(false);
         }
-        let Some(id) = self.store.cache_get(key) else {
+        let Some(id) = self.bases.cache_get(&self.store, key) else {
             return Ok(false);
         };
         self.load(stage, &id)?;
@@ -643,7 +697,7 @@ impl Builder<'_> {
             return Ok(());
         }
         let id = self.commit(stage, created_by, None)?;
-        self.store.cache_put(&key, &id)?;
+        self.bases.cache_put(&self.store, &key, &id)?;
         self.say(format!(" ---> {}", short_id(&id)));
         Ok(())
     }
@@ -743,7 +797,7 @@ impl Builder<'_> {
         .await
         .map_err(|e| BuildError::Message(e.to_string()))??;
         let id = self.commit(stage, created_by, Some(layer))?;
-        self.store.cache_put(&key, &id)?;
+        self.bases.cache_put(&self.store, &key, &id)?;
         self.say(format!(" ---> {}", short_id(&id)));
         Ok(())
     }
@@ -790,7 +844,7 @@ impl Builder<'_> {
             )
         };
         let id = self.commit(stage, created_by, layer)?;
-        self.store.cache_put(&key, &id)?;
+        self.bases.cache_put(&self.store, &key, &id)?;
         self.say(format!(" ---> {}", short_id(&id)));
         Ok(())
     }
@@ -932,7 +986,7 @@ impl Builder<'_> {
         .await
         .map_err(|e| BuildError::Message(e.to_string()))??;
         let id = self.commit(stage, created_by, Some(layer))?;
-        self.store.cache_put(&key, &id)?;
+        self.bases.cache_put(&self.store, &key, &id)?;
         self.say(format!(" ---> {}", short_id(&id)));
         Ok(())
     }
@@ -948,6 +1002,17 @@ impl Builder<'_> {
             .find(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
             .and_then(|(_, id)| id.clone())
     }
+}
+
+/// A label word as Docker prints it in the LABEL step it adds: quoted when it must be.
+fn quote_label(s: &str) -> String {
+    if !s.is_empty() && !s.contains([' ', '"', '\\', '=', '$', '\t']) {
+        return s.to_string();
+    }
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$")
+    )
 }
 
 fn json_words(words: &[String]) -> String {

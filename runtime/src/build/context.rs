@@ -87,6 +87,96 @@ pub fn clean_relative(path: &str) -> Option<PathBuf> {
     Some(out)
 }
 
+/// Most entries a context tar may hold (a guard against inode exhaustion).
+const MAX_CONTEXT_ENTRIES: usize = 200_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// An entry that would land outside the context: refused, not skipped.
+    #[error("unsafe path in the build context: {0}")]
+    Unsafe(String),
+    #[error("the build context is not a valid tar archive: {0}")]
+    Invalid(String),
+    #[error("writing the build context: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Unpacks a build context (a tar, gzipped or not, as `docker build` sends it) into the
+/// empty directory `dir`. The archive is untrusted: absolute names and `..` are refused,
+/// nothing is written through a symlink (tar's `unpack_in` checks every parent stays in
+/// `dir`), hard links must point inside it, devices and fifos are left out. Symlinks
+/// themselves are kept: COPY copies them as links, as Docker does. Returns the bytes
+/// written.
+pub fn extract(input: impl std::io::Read, dir: &Path) -> Result<u64, ExtractError> {
+    let mut input = std::io::BufReader::with_capacity(1 << 20, input);
+    let gzipped = std::io::BufRead::fill_buf(&mut input)
+        .map(|b| b.starts_with(&[0x1f, 0x8b]))
+        .unwrap_or(false);
+    if gzipped {
+        extract_tar(flate2::read::MultiGzDecoder::new(input), dir)
+    } else {
+        extract_tar(input, dir)
+    }
+}
+
+fn extract_tar(input: impl std::io::Read, dir: &Path) -> Result<u64, ExtractError> {
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    let mut total = 0u64;
+    let entries = archive.entries().map_err(|e| ExtractError::Invalid(e.to_string()))?;
+    for (n, entry) in entries.enumerate() {
+        if n >= MAX_CONTEXT_ENTRIES {
+            return Err(ExtractError::Invalid(format!(
+                "more than {MAX_CONTEXT_ENTRIES} entries"
+            )));
+        }
+        let mut entry = entry.map_err(|e| ExtractError::Invalid(e.to_string()))?;
+        let path = entry
+            .path()
+            .map_err(|e| ExtractError::Invalid(e.to_string()))?
+            .into_owned();
+        check_member(&path)?;
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Block | tar::EntryType::Char | tar::EntryType::Fifo => continue,
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                check_member(&target)?;
+            }
+            _ => {}
+        }
+        total += entry.header().size().unwrap_or(0);
+        match entry.unpack_in(dir) {
+            Ok(true) => {}
+            Ok(false) => return Err(ExtractError::Unsafe(path.display().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::Other || e.kind() == std::io::ErrorKind::InvalidInput => {
+                // tar reports a parent that leads out of `dir` (through a symlink) this way.
+                return Err(ExtractError::Unsafe(format!("{}: {e}", path.display())));
+            }
+            Err(e) => return Err(ExtractError::Io(e)),
+        }
+    }
+    Ok(total)
+}
+
+/// A member name must stay inside the context: relative, no `..`.
+fn check_member(path: &Path) -> Result<(), ExtractError> {
+    for c in path.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            _ => return Err(ExtractError::Unsafe(path.display().to_string())),
+        }
+    }
+    Ok(())
+}
+
 impl Context {
     /// Reads `.dockerignore` from the context root, if there is one.
     pub fn open(root: &Path) -> Context {
@@ -269,5 +359,54 @@ mod tests {
         let before = ctx.checksum(&[PathBuf::from("app.py")]);
         std::fs::write(root.join("app.py"), "changed").unwrap();
         assert_ne!(ctx.checksum(&[PathBuf::from("app.py")]), before);
+    }
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            if *kind == tar::EntryType::Symlink || *kind == tar::EntryType::Link {
+                h.set_size(0);
+                b.append_link(&mut h, name, data).unwrap();
+            } else {
+                h.set_size(data.len() as u64);
+                // Set the name bytes directly: the builder itself refuses `..`.
+                let bytes = name.as_bytes();
+                h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+                h.set_cksum();
+                b.append(&h, data.as_bytes()).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn extract_keeps_files_and_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = tar_of(&[
+            ("Dockerfile", tar::EntryType::Regular, "FROM busybox\n"),
+            ("src/a.txt", tar::EntryType::Regular, "a"),
+            ("link", tar::EntryType::Symlink, "src/a.txt"),
+        ]);
+        let size = extract(&good[..], dir.path()).unwrap();
+        assert_eq!(size, 14);
+        assert_eq!(std::fs::read_to_string(dir.path().join("src/a.txt")).unwrap(), "a");
+        assert!(std::fs::symlink_metadata(dir.path().join("link")).unwrap().is_symlink());
+
+        let outside = tempfile::tempdir().unwrap();
+        for bad in [
+            tar_of(&[("../escape", tar::EntryType::Regular, "x")]),
+            tar_of(&[
+                ("out", tar::EntryType::Symlink, outside.path().to_str().unwrap()),
+                ("out/pwned", tar::EntryType::Regular, "x"),
+            ]),
+            tar_of(&[("hard", tar::EntryType::Link, "../../etc/passwd")]),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            assert!(matches!(extract(&bad[..], d.path()), Err(ExtractError::Unsafe(_))));
+        }
+        assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
     }
 }

@@ -103,8 +103,19 @@ impl StepRunner for ContainerRunner {
             let outcome = async {
                 let mut session = self.containers.attach(&id, false, true, true).await.map_err(rt)?;
                 self.containers.start(&id).await.map_err(rt)?;
+                // The build's reader gone (a client that disconnected) ends the step.
+                let mut killed = false;
                 loop {
-                    match session.output.next().await.map_err(rt)? {
+                    let next = tokio::select! {
+                        next = session.output.next() => next,
+                        _ = progress.closed(), if !killed => {
+                            killed = true;
+                            tracing::debug!(id, "build output closed: killing the step");
+                            let _ = self.containers.signal(&id, nix::sys::signal::Signal::SIGKILL);
+                            continue;
+                        }
+                    };
+                    match next.map_err(rt)? {
                         Some(Output::Stdout(d)) | Some(Output::Stderr(d)) => {
                             let _ = progress.send(String::from_utf8_lossy(&d).into_owned());
                         }

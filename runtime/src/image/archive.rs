@@ -112,9 +112,23 @@ fn append(builder: &mut tar::Builder<impl Write>, name: &str, size: u64, data: i
         })
 }
 
-/// Writes the images `names` name as one archive.
+/// Writes the images `names` name as one archive (names as the store's tags see them).
 pub fn save(store: &Store, names: &[String], out: impl Write) -> Result<(), ImageError> {
     let chosen = select(store, names)?;
+    write_archive(store, &chosen, out)
+}
+
+/// Writes images, each by ID with the names to record for it, as one archive: for a
+/// caller whose names are not the store's tags (a node of the Engine API).
+pub fn save_images(store: &Store, images: &[(String, Vec<String>)], out: impl Write) -> Result<(), ImageError> {
+    let chosen = images
+        .iter()
+        .map(|(id, tags)| Ok((store.image(id)?, tags.clone())))
+        .collect::<Result<Vec<_>, ImageError>>()?;
+    write_archive(store, &chosen, out)
+}
+
+fn write_archive(store: &Store, chosen: &[(Image, Vec<String>)], out: impl Write) -> Result<(), ImageError> {
     let mut builder = tar::Builder::new(out);
     let mut written = std::collections::HashSet::new();
     let mut blob = |builder: &mut tar::Builder<_>, digest: &str| -> Result<String, ImageError> {
@@ -132,7 +146,7 @@ pub fn save(store: &Store, names: &[String], out: impl Write) -> Result<(), Imag
     };
     let mut docker_manifest = Vec::new();
     let mut index = Vec::new();
-    for (image, tags) in &chosen {
+    for (image, tags) in chosen {
         let config = blob(&mut builder, image.id())?;
         let layers = image
             .record
@@ -389,7 +403,7 @@ impl<'a> Unpacked<'a> {
     }
 
     /// The Docker format: manifest.json.
-    fn docker(&self) -> Result<Vec<Loaded>, ImageError> {
+    fn docker(&self) -> Result<Vec<LoadedImage>, ImageError> {
         let (_, manifest) = self.json("manifest.json")?;
         let entries = manifest
             .as_array()
@@ -417,13 +431,13 @@ impl<'a> Unpacked<'a> {
                 .map(|t| Reference::parse(t).map(Reference::with_default_tag))
                 .collect::<Result<_, _>>()?;
             let id = self.image(config, &layers)?;
-            loaded.extend(self.tag(&id, &tags)?);
+            loaded.push(LoadedImage { id, names: tags });
         }
         Ok(loaded)
     }
 
     /// The OCI layout: index.json, each manifest (or, for an index, this machine's).
-    fn oci(&self) -> Result<Vec<Loaded>, ImageError> {
+    fn oci(&self) -> Result<Vec<LoadedImage>, ImageError> {
         let (_, index) = self.json("index.json")?;
         let mut loaded = Vec::new();
         for descriptor in index["manifests"]
@@ -457,7 +471,7 @@ impl<'a> Unpacked<'a> {
                 .map(Reference::with_default_tag)
                 .into_iter()
                 .collect();
-            loaded.extend(self.tag(&id, &tags)?);
+            loaded.push(LoadedImage { id, names: tags });
         }
         Ok(loaded)
     }
@@ -487,18 +501,6 @@ impl<'a> Unpacked<'a> {
         let ours = ours.ok_or_else(|| invalid(format!("no image for linux/{} in the archive", host_architecture())))?;
         self.manifest_for_host(ours, depth + 1)
     }
-
-    fn tag(&self, id: &str, tags: &[Reference]) -> Result<Vec<Loaded>, ImageError> {
-        if tags.is_empty() {
-            return Ok(vec![Loaded::Id(id.to_string())]);
-        }
-        tags.iter()
-            .map(|t| {
-                self.store.tag(id, t)?;
-                Ok(Loaded::Tagged(t.familiar()))
-            })
-            .collect()
-    }
 }
 
 impl Drop for Unpacked<'_> {
@@ -507,9 +509,39 @@ impl Drop for Unpacked<'_> {
     }
 }
 
+/// One image an archive held, and the names the archive gives it (with their tags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedImage {
+    pub id: String,
+    pub names: Vec<Reference>,
+}
+
+impl LoadedImage {
+    /// What `docker load` reports for it: each name, or the ID when it has none.
+    pub fn reports(&self) -> Vec<Loaded> {
+        if self.names.is_empty() {
+            return vec![Loaded::Id(self.id.clone())];
+        }
+        self.names.iter().map(|n| Loaded::Tagged(n.familiar())).collect()
+    }
+}
+
 /// Loads every image of an archive (Docker's format, older or newer, or an OCI layout,
-/// plain or gzipped) into the store.
+/// plain or gzipped) into the store, and tags them there.
 pub fn load(store: &Store, input: impl Read) -> Result<Vec<Loaded>, ImageError> {
+    let mut loaded = Vec::new();
+    for image in load_untagged(store, input)? {
+        for name in &image.names {
+            store.tag(&image.id, name)?;
+        }
+        loaded.extend(image.reports());
+    }
+    Ok(loaded)
+}
+
+/// Loads an archive's content into the store without touching its tags: the caller
+/// records the names where it keeps them (a node's own table).
+pub fn load_untagged(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>, ImageError> {
     let mut input = std::io::BufReader::with_capacity(1 << 20, input);
     let gzipped = std::io::BufRead::fill_buf(&mut input)
         .map(|b| b.starts_with(&[0x1f, 0x8b]))

@@ -734,6 +734,16 @@ impl Store {
         self.record_path(&id).exists().then_some(id)
     }
 
+    /// Forgets a cache entry; true if there was one.
+    pub fn cache_remove(&self, key: &str) -> bool {
+        std::fs::remove_file(
+            self.root
+                .join("cache")
+                .join(hex::encode(Sha256::digest(key.as_bytes()))),
+        )
+        .is_ok()
+    }
+
     pub fn cache_put(&self, key: &str, id: &str) -> Result<(), ImageError> {
         let path = self
             .root

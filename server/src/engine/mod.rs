@@ -6,11 +6,15 @@
 //! this one carry the work out with the runtime (no HTTP in them).
 
 pub mod api;
+pub mod containers;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod filters;
+pub mod networks;
 pub mod state;
 pub mod stream;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +55,8 @@ pub struct Node {
     pub paths: Paths,
     state: Mutex<State>,
     pub events: events::Events,
+    pub runs: containers::run::Runs,
+    pub execs: exec::Execs,
 }
 
 impl Node {
@@ -69,7 +75,7 @@ impl Node {
             std::fs::create_dir_all(&d)?;
         }
         let state = State::load(&paths);
-        Ok(Arc::new(Node {
+        let node = Arc::new(Node {
             engine,
             playground: playground.to_string(),
             name: name.to_string(),
@@ -77,7 +83,11 @@ impl Node {
             paths,
             state: Mutex::new(state),
             events: events::Events::default(),
-        }))
+            runs: containers::run::Runs::default(),
+            execs: exec::Execs::default(),
+        });
+        networks::ensure_predefined(&node)?;
+        Ok(node)
     }
 
     /// The node's objects. Never held across an await.

@@ -427,6 +427,8 @@ impl Playgrounds {
         let dir = self.dir.join(id).join(name);
         let node = Node::open(self.engine.clone(), id, name, container, &dir.join("engine"))?;
         let task = engine::serve(&dir.join("sock/docker.sock"), node.clone())?;
+        let adopting = node.clone();
+        tokio::spawn(async move { engine::containers::run::adopt(&adopting).await });
         playground
             .endpoints
             .lock()
@@ -452,6 +454,24 @@ impl Playgrounds {
         if let Some(p) = &playground {
             for t in p.endpoints.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
                 t.abort();
+            }
+            // The learners' containers first: they live in the nodes' networks and cgroups.
+            let engines: Vec<Arc<Node>> = p
+                .engines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for node in engines {
+                engine::containers::run::shutdown(&node).await;
+            }
+        }
+        // Learners' containers a crash left without their engine, then the nodes.
+        let prefix = format!("pgc-{id}-");
+        for info in self.containers.list() {
+            if info.id.starts_with(&prefix) {
+                let _ = self.containers.delete(&info.id, true).await;
             }
         }
         for n in 1..=nodes.max(self.limits.max_nodes) {

@@ -2,6 +2,12 @@
 //! Every path is served both bare and under a `/v1.xx` prefix, which is stripped before
 //! routing (and checked against the versions we speak).
 
+pub mod build;
+pub mod container_json;
+pub mod containers;
+pub mod exec;
+pub mod images;
+pub mod networks;
 pub mod system;
 
 use std::sync::Arc;
@@ -12,7 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::{API_VERSION, ENGINE_VERSION, MIN_API_VERSION, Node};
+use super::{API_VERSION, MIN_API_VERSION, Node};
 
 /// The API version a request was made with (its `/v1.xx` prefix, or ours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,12 +51,17 @@ pub fn daemon_headers() -> HeaderMap {
     h
 }
 
-pub fn router(
-    node: Arc<Node>,
-) -> axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>> {
-    debug_assert_eq!(ENGINE_VERSION, "26.1.5");
+/// The router, behind the step that strips the version prefix.
+pub type Service = axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>>;
+
+pub fn router(node: Arc<Node>) -> Service {
     let routes = Router::new()
         .merge(system::routes())
+        .merge(containers::routes())
+        .merge(exec::routes())
+        .merge(networks::routes())
+        .merge(images::routes())
+        .merge(build::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(version_gate))
         .layer(axum::middleware::map_response(add_headers))
