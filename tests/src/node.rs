@@ -156,10 +156,14 @@ pub struct Run {
     script: String,
 }
 
-/// Prepended to every script: stop at the first failing command and say which it was.
-const PRELUDE: &str = r#"set -e
+/// Prepended to every script `ok` runs: stop at the first failing command and say which
+/// it was. (`run` and `fails` leave it out: their scripts' stderr is asserted on.)
+const STRICT: &str = r#"set -e
 trap 'rc=$?; echo "slipway-test: line $((LINENO - @OFFSET@)): \`$BASH_COMMAND\` exited $rc" >&2' ERR
-export LC_ALL=C.UTF-8
+"#;
+
+/// Prepended to every script: helpers.
+const PRELUDE: &str = r#"export LC_ALL=C.UTF-8
 # wait_for SECONDS COMMAND...: runs COMMAND every 0.2 s until it succeeds.
 wait_for() {
   local deadline=$(( SECONDS + $1 )); shift
@@ -168,21 +172,28 @@ wait_for() {
     sleep 0.2
   done
 }
-# tmux_wait SESSION TEXT [SECONDS]: waits until the pane shows TEXT.
+# tmux_wait SESSION TEXT [SECONDS]: waits until the pane shows TEXT (tmux trims trailing
+# blanks: a prompt is matched without its last space).
 tmux_wait() {
   wait_for "${3:-20}" sh -c "tmux capture-pane -p -t '$1' | grep -qF -- '$2'" || { echo "--- pane $1:" >&2; tmux capture-pane -p -t "$1" >&2; return 1; }
 }
 "#;
 
 impl Node<'_> {
-    /// Runs a bash script in the node (as root, in /root), at most 180 s.
+    /// Runs a bash script in the node (as root, in /root), at most 120 s.
     pub fn run(&self, script: &str) -> Run {
-        self.run_for(180, script)
+        self.run_for(120, script, false)
     }
 
-    pub fn run_for(&self, seconds: u32, script: &str) -> Run {
-        // The trap's line numbers count from the script's first line.
-        let prelude = PRELUDE.replace("@OFFSET@", &(PRELUDE.lines().count() + 1).to_string());
+    /// `strict`: stop at the first failing command, naming it on stderr.
+    pub fn run_for(&self, seconds: u32, script: &str, strict: bool) -> Run {
+        let prelude = if strict {
+            // The trap's line numbers count from the script's first line.
+            let lines = STRICT.lines().count() + PRELUDE.lines().count() + 1;
+            format!("{}{PRELUDE}", STRICT.replace("@OFFSET@", &lines.to_string()))
+        } else {
+            PRELUDE.to_string()
+        };
         let full = format!("{prelude}\n{script}");
         let r = self
             .pg
@@ -213,7 +224,7 @@ impl Node<'_> {
     /// Runs a script that must succeed.
     #[track_caller]
     pub fn ok(&self, script: &str) -> Run {
-        let run = self.run(script);
+        let run = self.run_for(120, script, true);
         if run.code != 0 {
             panic!("expected success\n{run}\n--- server log (end)\n{}", server_log_tail(20));
         }

@@ -245,7 +245,7 @@ fn run_interactive_with_a_tty() {
     // -it under tmux: a prompt, a TTY of the terminal's size, input, the exit code.
     n.ok(r#"
 tmux new-session -d -s it -x 100 -y 30 'docker run -it --name tty busybox sh; echo "exited=$?"; sleep 60'
-tmux_wait it '/ # '
+tmux_wait it '/ #'
 tmux send-keys -t it 'tty; stty size; echo $((6*7))' Enter
 tmux_wait it '42'
 tmux_wait it '/dev/pts/0'
@@ -264,7 +264,7 @@ tmux_wait it 'exited=5'
     // Detach with Ctrl-P Ctrl-Q: the container runs on; attach comes back to it.
     n.ok(r#"
 tmux new-session -d -s det -x 100 -y 30 'docker run -it --name det busybox sh; echo "client-left=$?"; sleep 60'
-tmux_wait det '/ # '
+tmux_wait det '/ #'
 tmux send-keys -t det C-p C-q
 tmux_wait det 'client-left=0'
 [ "$(docker inspect -f '{{.State.Running}}' det)" = true ]
@@ -595,7 +595,7 @@ fn exec_flags_exit_codes_and_prompt() {
     // -it: a prompt, a TTY, and the shell's exit code through the client.
     n.ok(r#"
 tmux new-session -d -s ex -x 80 -y 24 'docker exec -it box sh; echo "exec-exit=$?"; sleep 60'
-tmux_wait ex '/ # '
+tmux_wait ex '/ #'
 tmux send-keys -t ex 'tty; echo $((7*6))' Enter
 tmux_wait ex '42'
 tmux_wait ex '/dev/pts/'
@@ -654,7 +654,7 @@ fn lifecycle_stop_start_restart_kill_pause_wait_rename_update() {
     r.code_is(1).err_has("is not running");
 
     // pause freezes the processes; unpause thaws them.
-    n.ok("docker run -d --name frozen busybox sh -c 'while :; do date +%s%N > /tmp/t; sleep 0.05; done'");
+    n.ok("docker run -d --name frozen busybox sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/t; sleep 0.05; done'");
     n.ok("docker pause frozen").out_is("frozen");
     n.ok("docker inspect -f '{{.State.Status}} {{.State.Paused}}' frozen")
         .out_is("paused true");
