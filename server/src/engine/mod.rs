@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod filters;
+pub mod net;
 pub mod networks;
 pub mod state;
 pub mod stream;

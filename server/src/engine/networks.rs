@@ -339,17 +339,154 @@ pub fn write_files(node: &Node, record: &ContainerRecord, dir: &Path, node_pid: 
 /// Connects a created container (its init waits for start) to its networks: veths on the
 /// node's bridges, published ports, the embedded DNS.
 pub async fn connect(node: &Arc<Node>, record: &ContainerRecord, pid: i32, node_pid: i32) -> ApiResult<Attached> {
-    let _ = (node, pid, node_pid);
-    let attached = Attached {
-        endpoints: record.networks.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        ..Default::default()
-    };
+    let mut attached = Attached::default();
+    let mode = record.host_config.network_mode.clone().unwrap_or_default();
+    let nets: BTreeMap<String, NetworkRecord> = node
+        .state()
+        .networks
+        .values()
+        .map(|n| (n.name.clone(), n.clone()))
+        .collect();
+    // The network mode's network first: it gives eth0 and the default route.
+    let mut order: Vec<&String> = record.networks.keys().collect();
+    order.sort_by_key(|n| **n != mode && !(mode == "default" && n.as_str() == DEFAULT_BRIDGE));
+    let mut first_ip = None;
+    let mut route_given = false;
+    let mut dns = false;
+    for (i, name) in order.into_iter().enumerate() {
+        let (Some(net), Some(ep)) = (nets.get(name), record.networks.get(name)) else {
+            continue;
+        };
+        attached.endpoints.push((name.clone(), ep.clone()));
+        let (Some(ip), Some(bridge)) = (ep.ip, net.bridge.clone()) else {
+            continue;
+        };
+        let subnet = net.subnet.as_deref().and_then(parse_subnet);
+        let (Some((_, prefix)), Some(gw)) = (subnet, net.gateway) else {
+            continue;
+        };
+        let gateway = (!net.internal && !route_given).then_some(gw);
+        route_given |= gateway.is_some();
+        let mac = ep.mac.clone();
+        let ifname = format!("eth{i}");
+        tokio::task::spawn_blocking(move || {
+            super::net::link::ensure_bridge(node_pid, &bridge, gw, prefix)?;
+            super::net::link::attach(
+                node_pid,
+                pid,
+                &super::net::link::Endpoint {
+                    bridge: &bridge,
+                    ifname: &ifname,
+                    ip,
+                    prefix,
+                    mac: &mac,
+                    gateway,
+                },
+            )
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("connecting to network {name}: {e:#}")))?;
+        first_ip.get_or_insert(ip);
+        dns |= net.has_dns();
+    }
+    // Published ports: `-p` bindings, and `-P` for every exposed port.
+    let mut bindings = record.host_config.port_bindings.clone().unwrap_or_default();
+    if record.host_config.publish_all_ports == Some(true) {
+        for p in record.config.exposed_ports.iter().flatten() {
+            bindings.entry(p.clone()).or_insert_with(|| {
+                Some(vec![PortBinding {
+                    host_ip: None,
+                    host_port: None,
+                }])
+            });
+        }
+    }
+    if let Some(target_ip) = first_ip {
+        let mut keys: Vec<String> = bindings.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            if proto != "tcp" {
+                continue;
+            }
+            let Ok(container_port) = port.parse::<u16>() else {
+                return Err(ApiError::bad(format!("invalid port {key}")));
+            };
+            for b in bindings.get(&key).cloned().flatten().unwrap_or_default() {
+                let host_ip: Ipv4Addr = match b.host_ip.as_deref().filter(|h| !h.is_empty()) {
+                    Some(h) => h
+                        .parse()
+                        .map_err(|_| ApiError::bad(format!("invalid IP address: {h}")))?,
+                    None => Ipv4Addr::UNSPECIFIED,
+                };
+                let host_port: u16 = match b.host_port.as_deref().filter(|h| !h.is_empty()) {
+                    Some(h) => h.parse().map_err(|_| ApiError::bad(format!("invalid port: {h}")))?,
+                    None => 0,
+                };
+                let target = std::net::SocketAddrV4::new(target_ip, container_port);
+                let published = super::net::ports::publish_tcp(node_pid, host_ip, host_port, target).map_err(|e| {
+                    ApiError::internal(format!(
+                        "driver failed programming external connectivity on endpoint {}: {e}",
+                        record.name
+                    ))
+                })?;
+                attached.ports.entry(key.clone()).or_default().push(PortBinding {
+                    host_ip: Some(host_ip.to_string()),
+                    host_port: Some(published.port.to_string()),
+                });
+                attached._handles.push(Box::new(published));
+            }
+        }
+    }
+    if dns {
+        let weak = Arc::downgrade(node);
+        let me = record.id.clone();
+        let resolve: super::net::dns::Resolve = Arc::new(move |name: &str| {
+            let node = weak.upgrade()?;
+            resolve_name(&node, &me, name)
+        });
+        let server = super::net::dns::serve(pid, resolve)
+            .map_err(|e| ApiError::internal(format!("starting the embedded DNS: {e}")))?;
+        attached._handles.push(Box::new(server));
+    }
     Ok(attached)
+}
+
+/// What `name` means to container `me`: the addresses, on the user networks it shares
+/// with them, of running containers with that name, alias or short ID.
+fn resolve_name(node: &Node, me: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let st = node.state();
+    let mine = st.containers.get(me)?;
+    let mut found = Vec::new();
+    for (net, _) in mine.networks.iter() {
+        if !st.networks.values().any(|n| &n.name == net && n.has_dns()) {
+            continue;
+        }
+        for c in st.containers.values().filter(|c| c.state.running()) {
+            let Some(ep) = c.networks.get(net) else { continue };
+            let matches = c.name.to_ascii_lowercase() == name
+                || ep.aliases.iter().any(|a| a.to_ascii_lowercase() == name)
+                || c.id.starts_with(&name) && name.len() >= 12;
+            if matches
+                && let Some(ip) = ep.ip
+                && !found.contains(&ip)
+            {
+                found.push(ip);
+            }
+        }
+    }
+    (!found.is_empty()).then_some(found)
 }
 
 /// Removes a user network's bridge from the node.
 pub fn remove_bridge(node: &Arc<Node>, net: &NetworkRecord) {
-    let _ = (node, net);
+    if let (Some(bridge), Ok(pid)) = (&net.bridge, node.node_pid())
+        && let Err(e) = super::net::link::remove_bridge(pid, bridge)
+    {
+        tracing::warn!(network = %net.name, error = format!("{e:#}"), "removing a bridge");
+    }
 }
 
 /// `docker network connect`: records the endpoint, and joins a running container at once.

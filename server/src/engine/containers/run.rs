@@ -318,6 +318,9 @@ async fn exited(node: &Arc<Node>, id: &str, exit: Option<slipway_runtime::monito
         r.state.pid = 0;
         r.state.finished_at = now();
         r.ports.clear();
+        for ep in r.networks.values_mut() {
+            ep.ip = None;
+        }
         if let Some(h) = &mut r.state.health {
             h.status = Some(bollard_stubs::models::HealthStatusEnum::UNHEALTHY);
         }
