@@ -16,3 +16,6 @@ bin="$(target_dir)/release/slipway"
 "$bin" bench images --data-dir "${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}"
 # The playground benchmark needs slipway/node from the same catalog.
 SLIPWAY_CATALOG_DIR="${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}" "$bin" bench playground
+# The engine benchmark: docker run and docker compose through the real clients in a node
+# (slipway/node, busybox and redis from the same catalog).
+SLIPWAY_CATALOG_DIR="${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}" "$bin" bench engine

@@ -66,3 +66,39 @@ base_packages() {
   ensure_rust
   ensure_web_packages
 }
+
+# The host's docker CLI for the Engine API tests: Debian's docker-cli from trixie (26.x, the
+# same client as in the nodes). On an older Debian the trixie suite is added with a pin
+# that lets only docker-cli come from it, so nothing else on the machine upgrades.
+ensure_docker_cli() {
+  if dpkg-query -W -f='${Status}' docker-cli 2>/dev/null | grep -q "install ok installed"; then return 0; fi
+  local codename=""
+  [ -r /etc/os-release ] && codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  case "$codename" in
+    bullseye|bookworm)
+      log "adding Debian trixie for docker-cli only (pinned)"
+      printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > /etc/apt/sources.list.d/slipway-trixie.sources
+      printf '%s\n' "# Slipway's tests take docker-cli from trixie and nothing else." \
+        'Package: *' 'Pin: release n=trixie' 'Pin-Priority: 1' '' \
+        'Package: docker-cli' 'Pin: release n=trixie' 'Pin-Priority: 990' > /etc/apt/preferences.d/slipway-trixie
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends docker-cli >/dev/null
+      ;;
+    *)
+      apt_install docker-cli
+      ;;
+  esac
+}
+
+# docker-py, the Engine API tests' second client, in a venv outside the clone.
+ensure_engine_venv() {
+  local venv="${SLIPWAY_ENGINE_VENV:-/var/cache/slipway/engine-venv}"
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import docker' 2>/dev/null; then return 0; fi
+  apt_install python3-venv
+  log "making the docker-py venv in $venv"
+  mkdir -p "$(dirname "$venv")"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'docker>=7.1,<8'
+}

@@ -6,6 +6,10 @@ need_root
 base_packages
 # chromium: the browser tests. busybox-static: the runtime tests' root filesystems.
 apt_install chromium busybox-static
+# The Engine API tests' host clients: Debian's docker CLI and docker-py in a venv.
+ensure_docker_cli
+export SLIPWAY_ENGINE_VENV="${SLIPWAY_ENGINE_VENV:-/var/cache/slipway/engine-venv}"
+ensure_engine_venv
 cd "$REPO"
 start=$(date +%s)
 

@@ -269,6 +269,30 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The Engine API through the real clients in a node: `docker run --rm busybox true`
+    /// (against `docker version`, the CLI's floor) and `docker compose up -d` of a
+    /// three-service stack (against `docker compose ps`). Needs root and the catalog.
+    Engine {
+        /// The catalog whose store (DIR/images) holds slipway/node, busybox and redis.
+        #[arg(
+            long,
+            env = "SLIPWAY_CATALOG_DIR",
+            value_name = "DIR",
+            default_value = "/var/cache/slipway/catalog"
+        )]
+        catalog_dir: PathBuf,
+        /// Timed `docker run` rounds.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Untimed `docker run` rounds first.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Timed compose up/down rounds (after one untimed).
+        #[arg(long, default_value_t = 10)]
+        compose_runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Playgrounds: POST to the shell's prompt (against a bare start of the node image),
     /// keystroke echo with 100 typing terminals (against bash on plain PTYs), and host
     /// memory per idle playground. Needs root and slipway/node in the catalog.

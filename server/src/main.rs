@@ -111,6 +111,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCommand::Engine {
+            catalog_dir,
+            runs,
+            warmup,
+            compose_runs,
+            json,
+        }) => {
+            let options = slipway::bench::engine::Options {
+                catalog_dir,
+                lessons: slipway::config::default_lessons_dir(),
+                runs,
+                warmup,
+                compose_runs,
+            };
+            let figures = slipway::bench::engine::run(&options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                slipway::bench::engine::print(&figures);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Playground {
             catalog_dir,
             runs,

@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod lab;
+pub mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

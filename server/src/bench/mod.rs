@@ -1,5 +1,6 @@
 //! `slipway bench`: the speed targets, measured against a peer in the same run.
 
+pub mod engine;
 pub mod images;
 pub mod playground;
 pub mod runtime;
