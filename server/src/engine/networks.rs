@@ -164,6 +164,7 @@ pub fn plan(node: &Arc<Node>, record: &mut ContainerRecord, networking: Option<N
                 aliases,
                 requested_ip,
                 links: cfg.links.clone().unwrap_or_default(),
+                ifname: String::new(),
             },
         );
     }
@@ -357,6 +358,8 @@ pub async fn connect(node: &Arc<Node>, record: &ContainerRecord, pid: i32, node_
         let (Some(net), Some(ep)) = (nets.get(name), record.networks.get(name)) else {
             continue;
         };
+        let mut ep = ep.clone();
+        ep.ifname = format!("eth{i}");
         attached.endpoints.push((name.clone(), ep.clone()));
         let (Some(ip), Some(bridge)) = (ep.ip, net.bridge.clone()) else {
             continue;
@@ -538,10 +541,31 @@ pub async fn connect_container(
             aliases,
             requested_ip,
             links: cfg.links.clone().unwrap_or_default(),
+            ifname: String::new(),
         },
     );
     if rec.state.running() {
         allocate(node, &mut updated)?;
+        // Joined at once: a new interface in the running container.
+        let used: Vec<String> = rec.networks.values().map(|e| e.ifname.clone()).collect();
+        let ifname = (0..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).unwrap_or_default();
+        let ep = updated.networks.get_mut(&net.name).ok_or_else(|| ApiError::internal("endpoint"))?;
+        ep.ifname = ifname.clone();
+        let subnet = net.subnet.as_deref().and_then(parse_subnet);
+        if let (Some(ip), Some(bridge), Some((_, prefix)), Some(gw)) = (ep.ip, net.bridge.clone(), subnet, net.gateway) {
+            let (pid, node_pid, mac) = (rec.state.pid as i32, node.node_pid()?, ep.mac.clone());
+            tokio::task::spawn_blocking(move || {
+                super::net::link::ensure_bridge(node_pid, &bridge, gw, prefix)?;
+                super::net::link::attach(
+                    node_pid,
+                    pid,
+                    &super::net::link::Endpoint { bridge: &bridge, ifname: &ifname, ip, prefix, mac: &mac, gateway: None },
+                )
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::internal(format!("connecting to network {}: {e:#}", net.name)))?;
+        }
     }
     {
         let mut st = node.state();
@@ -582,6 +606,15 @@ pub async fn disconnect_container(
             "container {} is not connected to network {}",
             rec.id, net.name
         )));
+    }
+    if rec.state.running()
+        && let Some(ep) = rec.networks.get(&net.name).filter(|e| !e.ifname.is_empty())
+    {
+        let (pid, ifname) = (rec.state.pid as i32, ep.ifname.clone());
+        tokio::task::spawn_blocking(move || super::net::link::detach(pid, &ifname))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::internal(format!("disconnecting from network {}: {e:#}", net.name)))?;
     }
     {
         let mut st = node.state();

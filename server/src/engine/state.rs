@@ -50,6 +50,9 @@ pub struct Endpoint {
     pub requested_ip: Option<Ipv4Addr>,
     #[serde(default)]
     pub links: Vec<String>,
+    /// Its interface in the container while it runs (`eth0`, `eth1`...).
+    #[serde(default)]
+    pub ifname: String,
 }
 
 pub const UNIX_EPOCH_TIME: &str = "0001-01-01T00:00:00Z";

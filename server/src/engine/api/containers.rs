@@ -94,11 +94,12 @@ async fn list(Extension(node): Extension<Arc<Node>>, Query(query): Q) -> ApiResu
             "isolation",
         ],
     )?;
-    let all = flag(q(&query, "all"));
     let limit: Option<usize> = q(&query, "limit")
         .and_then(|l| l.parse::<i64>().ok())
         .filter(|l| *l > 0)
         .map(|l| l as usize);
+    // `ps -l` and `-n` count stopped containers too, as dockerd does.
+    let all = flag(q(&query, "all")) || limit.is_some();
     let (mut recs, nets) = {
         let st = node.state();
         let recs: Vec<_> = st.containers.values().cloned().collect();

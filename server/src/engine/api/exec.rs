@@ -137,7 +137,32 @@ async fn start(Extension(node): Extension<Arc<Node>>, Path(id): Path<String>, re
         exec.user.as_deref(),
         exec.working_dir.as_deref(),
     )?;
-    let session = node.engine.containers.exec(&rec.runtime_id, &id, process).await?;
+    let session = match node.engine.containers.exec(&rec.runtime_id, &id, process).await {
+        Ok(s) => s,
+        // As dockerd: the stream is opened anyway and carries the error; the exit code
+        // (126, or 127 for a missing program) is the exec's.
+        Err(e) => {
+            let message = format!("OCI runtime exec failed: exec failed: unable to start container process: {e}");
+            let code = if message.contains("not found") || message.contains("No such file") { 127 } else { 126 };
+            node.execs.update(&id, |x| {
+                x.started = true;
+                x.running = false;
+                x.exit_code = Some(code);
+            });
+            if b.detach {
+                return Err(ApiError::internal(message));
+            }
+            let req = Request::from_parts(parts, axum::body::Body::empty());
+            let content_type = if tty { stream::RAW_STREAM } else { stream::MULTIPLEXED_STREAM };
+            return Ok(stream::hijack(req, content_type, move |mut conn| async move {
+                use tokio::io::AsyncWriteExt;
+                let text = format!("{message}\r\n");
+                let bytes = if tty { text.into_bytes() } else { stream::frame(stream::STDERR, text.as_bytes()) };
+                let _ = conn.output.write_all(&bytes).await;
+                let _ = conn.output.shutdown().await;
+            }));
+        }
+    };
     node.execs.update(&id, |e| {
         e.started = true;
         e.running = true;

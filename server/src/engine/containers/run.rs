@@ -156,26 +156,38 @@ pub async fn start(node: &Arc<Node>, key: &str) -> ApiResult<()> {
         }
         _ => {}
     }
-    match run_once(node, rec).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let message = e.to_string();
-            let _ = set_state(node, &id, |r| {
-                r.state.error = message.clone();
-                if r.state.status != "running" {
-                    r.state.status = if r.state.started_at.starts_with("0001") {
-                        "created"
-                    } else {
-                        "exited"
-                    }
-                    .into();
-                    r.state.exit_code = 128;
-                }
-            });
-            node.runs.live().remove(&id);
-            Err(e)
+    let auto_remove = rec.host_config.auto_remove == Some(true);
+    let Err(e) = run_once(node, rec).await else {
+        return Ok(());
+    };
+    let message = e.to_string();
+    // The codes Docker gives a process that could not be started.
+    let code = if message.contains("executable file not found") || message.contains("no such file") {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        128
+    };
+    let _ = set_state(node, &id, |r| {
+        r.state.error = message.clone();
+        if r.state.status != "running" {
+            r.state.status = if r.state.started_at.starts_with("0001") {
+                "created"
+            } else {
+                "exited"
+            }
+            .into();
+            r.state.exit_code = code;
         }
+    });
+    node.runs.live().remove(&id);
+    drop(_held);
+    // `--rm` holds for a container that never ran too (the CLI waits for its removal).
+    if auto_remove {
+        let _ = remove(node, &id, true, true).await;
     }
+    Err(e)
 }
 
 /// Boxed with a named type: a run's supervisor may start the next run (restart
@@ -206,6 +218,7 @@ async fn run_once_inner(node: &Arc<Node>, mut rec: ContainerRecord) -> ApiResult
     let mut layers = vec![upper.clone()];
     layers.extend(lower.iter().cloned());
     let view = MergedView::new(layers);
+    make_workdir(&rec, &view, &upper)?;
     let spec = spec::build(node, &rec, &view, &rootfs, &dir, &joins)?;
     // `exec` and healthchecks run processes like the container's own.
     let process = serde_json::to_vec(&spec.process()).map_err(ApiError::internal)?;
@@ -293,6 +306,24 @@ async fn run_once_inner(node: &Arc<Node>, mut rec: ContainerRecord) -> ApiResult
     }
     node.runs.live().insert(rec.id.clone(), live);
     node.emit("container", "start", &rec.id, container_attributes(&rec));
+    Ok(())
+}
+
+/// Docker makes a missing working directory (`-w /srv`) in the container's filesystem;
+/// it goes in the container's own layer, owned by the container's user.
+fn make_workdir(rec: &ContainerRecord, view: &MergedView, upper: &std::path::Path) -> ApiResult<()> {
+    let Some(dir) = rec.config.working_dir.as_deref().filter(|d| d.starts_with('/') && *d != "/") else {
+        return Ok(());
+    };
+    let clean = slipway_runtime::build::builder::normalize(std::path::Path::new(dir));
+    if view.resolve(&clean, true).is_some() {
+        return Ok(());
+    }
+    let target = upper.join(clean.strip_prefix("/").unwrap_or(&clean));
+    std::fs::create_dir_all(&target).map_err(|e| ApiError::internal(format!("making the working directory {dir}: {e}")))?;
+    if let Ok((uid, gid, _)) = spec::resolve_user(view, rec.config.user.as_deref().unwrap_or("")) {
+        let _ = std::os::unix::fs::chown(&target, Some(uid), Some(gid));
+    }
     Ok(())
 }
 
