@@ -344,7 +344,9 @@ fn run_limits_read_only_init_and_stop_signals() {
 
     // --init: Docker's init is PID 1 and the command its child.
     let init = n.ok("docker run --rm --init busybox sh -c 'cat /proc/1/comm; echo $$'");
-    assert_eq!(init.lines()[0], "docker-init", "{init}");
+    // Slipway runs its init from a sealed memory copy (no host binary is ever exposed to
+    // the container), so PID 1's name is that copy's: "memfd:docker-in[it]".
+    assert!(init.lines()[0].contains("docker-in"), "{init}");
     assert_ne!(init.lines()[1], "1", "{init}");
     n.ok("docker run --rm busybox sh -c 'echo $$'").out_is("1");
 
@@ -504,7 +506,8 @@ fn inspect_with_templates() {
     r.code_is(1).err_has("Error: No such object: no-such-thing");
     // `docker container inspect` looks for containers only.
     let r = n.run("docker container inspect busybox");
-    r.code_is(1).err_has("Error: No such container: busybox");
+    // The client words the rest ("Error response from daemon: " in CLI 26).
+    r.code_is(1).err_has("No such container: busybox");
     // An ID prefix works.
     n.ok("docker inspect -f '{{.Name}}' $(docker inspect -f '{{.Id}}' ins | cut -c1-5)")
         .out_is("/ins");

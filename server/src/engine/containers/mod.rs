@@ -1,6 +1,7 @@
 //! Containers as Docker has them: made from what `create` sends merged with the image's
 //! defaults, run by the runtime (see `run`), named, renamed and removed. No HTTP here.
 
+pub mod binds;
 pub mod health;
 pub mod mounts;
 pub mod names;

@@ -184,7 +184,7 @@ fn clean(path: &str) -> String {
 
 /// The runtime's mounts for a run: binds from the node, volumes from their data dirs,
 /// tmpfs from `--tmpfs` and `--mount type=tmpfs`.
-pub fn oci_mounts(node: &Node, record: &ContainerRecord, node_pid: i32) -> Vec<serde_json::Value> {
+pub fn oci_mounts(node: &Node, record: &ContainerRecord) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for m in &record.mounts {
         let dest = m.destination.clone().unwrap_or_default();
@@ -193,9 +193,8 @@ pub fn oci_mounts(node: &Node, record: &ContainerRecord, node_pid: i32) -> Vec<s
             options.push("ro".into());
         }
         let source = match m.typ.as_deref() {
-            Some("bind") => {
-                format!("/proc/{node_pid}/root{}", m.source.as_deref().unwrap_or(""))
-            }
+            // The node's files are mounted by `binds` once the container exists.
+            Some("bind") => continue,
             Some("volume") => node
                 .paths
                 .volume_data(m.name.as_deref().unwrap_or(""))

@@ -254,6 +254,10 @@ async fn run_once_inner(node: &Arc<Node>, mut rec: ContainerRecord) -> ApiResult
         }
     };
     live.network = Some(attached);
+    if let Err(e) = mount_node_binds(&rec, node_pid, info.pid).await {
+        let _ = engine.containers.delete(&rec.runtime_id, true).await;
+        return Err(e);
+    }
     // Attachers waiting for this start get their streams before the workload runs, so
     // they see all of its output.
     let pending = node
@@ -323,6 +327,23 @@ fn make_workdir(rec: &ContainerRecord, view: &MergedView, upper: &std::path::Pat
     std::fs::create_dir_all(&target).map_err(|e| ApiError::internal(format!("making the working directory {dir}: {e}")))?;
     if let Ok((uid, gid, _)) = spec::resolve_user(view, rec.config.user.as_deref().unwrap_or("")) {
         let _ = std::os::unix::fs::chown(&target, Some(uid), Some(gid));
+    }
+    Ok(())
+}
+
+/// `-v /node/path:/dest` and `--mount type=bind`: the node's trees into the container.
+async fn mount_node_binds(rec: &ContainerRecord, node_pid: i32, pid: i32) -> ApiResult<()> {
+    for m in rec.mounts.iter().filter(|m| m.typ.as_deref() == Some("bind")) {
+        let source = m.source.clone().unwrap_or_default();
+        let dest = m.destination.clone().unwrap_or_default();
+        let readonly = m.rw == Some(false);
+        tokio::task::spawn_blocking(move || {
+            let (tree, is_dir) = super::binds::clone_from_node(node_pid, &source, readonly)
+                .map_err(|e| ApiError::bad(format!("invalid mount config for type \"bind\": {e}")))?;
+            super::binds::mount_into(pid, tree, &dest, is_dir).map_err(|e| ApiError::internal(format!("{e}")))
+        })
+        .await
+        .map_err(ApiError::internal)??;
     }
     Ok(())
 }

@@ -49,7 +49,6 @@ pub fn build(
 ) -> ApiResult<oci_spec::runtime::Spec> {
     let cfg: &ContainerCreateBody = &record.config;
     let hc = &record.host_config;
-    let node_pid = node.node_pid()?;
     let mut args = vec![record.path.clone()];
     args.extend(record.args.iter().cloned());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -207,7 +206,7 @@ pub fn build(
         }
         mounts_v.push(json!({ "destination": dest, "type": "bind", "source": files.join(file), "options": ["rbind", "rprivate"] }));
     }
-    mounts_v.extend(mounts::oci_mounts(node, record, node_pid));
+    mounts_v.extend(mounts::oci_mounts(node, record));
     serde_json::from_value(v).map_err(ApiError::internal)
 }
 
