@@ -361,7 +361,7 @@ docker stop sig
         .out_is("0 SIGUSR1");
     // PID 1 ignores SIGTERM without a handler: stop waits the timeout, then kills (137).
     let t = n.ok(r#"
-docker run -d --name stubborn --stop-timeout 2 busybox sleep 300
+docker run -d --name stubborn --stop-timeout 2 busybox sleep 300 >/dev/null
 start=$(date +%s)
 docker stop stubborn
 echo $(( $(date +%s) - start ))

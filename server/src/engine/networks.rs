@@ -548,18 +548,32 @@ pub async fn connect_container(
         allocate(node, &mut updated)?;
         // Joined at once: a new interface in the running container.
         let used: Vec<String> = rec.networks.values().map(|e| e.ifname.clone()).collect();
-        let ifname = (0..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).unwrap_or_default();
-        let ep = updated.networks.get_mut(&net.name).ok_or_else(|| ApiError::internal("endpoint"))?;
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !used.contains(n))
+            .unwrap_or_default();
+        let ep = updated
+            .networks
+            .get_mut(&net.name)
+            .ok_or_else(|| ApiError::internal("endpoint"))?;
         ep.ifname = ifname.clone();
         let subnet = net.subnet.as_deref().and_then(parse_subnet);
-        if let (Some(ip), Some(bridge), Some((_, prefix)), Some(gw)) = (ep.ip, net.bridge.clone(), subnet, net.gateway) {
+        if let (Some(ip), Some(bridge), Some((_, prefix)), Some(gw)) = (ep.ip, net.bridge.clone(), subnet, net.gateway)
+        {
             let (pid, node_pid, mac) = (rec.state.pid as i32, node.node_pid()?, ep.mac.clone());
             tokio::task::spawn_blocking(move || {
                 super::net::link::ensure_bridge(node_pid, &bridge, gw, prefix)?;
                 super::net::link::attach(
                     node_pid,
                     pid,
-                    &super::net::link::Endpoint { bridge: &bridge, ifname: &ifname, ip, prefix, mac: &mac, gateway: None },
+                    &super::net::link::Endpoint {
+                        bridge: &bridge,
+                        ifname: &ifname,
+                        ip,
+                        prefix,
+                        mac: &mac,
+                        gateway: None,
+                    },
                 )
             })
             .await

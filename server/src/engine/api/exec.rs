@@ -143,7 +143,11 @@ async fn start(Extension(node): Extension<Arc<Node>>, Path(id): Path<String>, re
         // (126, or 127 for a missing program) is the exec's.
         Err(e) => {
             let message = format!("OCI runtime exec failed: exec failed: unable to start container process: {e}");
-            let code = if message.contains("not found") || message.contains("No such file") { 127 } else { 126 };
+            let code = if message.contains("not found") || message.contains("No such file") {
+                127
+            } else {
+                126
+            };
             node.execs.update(&id, |x| {
                 x.started = true;
                 x.running = false;
@@ -153,11 +157,19 @@ async fn start(Extension(node): Extension<Arc<Node>>, Path(id): Path<String>, re
                 return Err(ApiError::internal(message));
             }
             let req = Request::from_parts(parts, axum::body::Body::empty());
-            let content_type = if tty { stream::RAW_STREAM } else { stream::MULTIPLEXED_STREAM };
+            let content_type = if tty {
+                stream::RAW_STREAM
+            } else {
+                stream::MULTIPLEXED_STREAM
+            };
             return Ok(stream::hijack(req, content_type, move |mut conn| async move {
                 use tokio::io::AsyncWriteExt;
                 let text = format!("{message}\r\n");
-                let bytes = if tty { text.into_bytes() } else { stream::frame(stream::STDERR, text.as_bytes()) };
+                let bytes = if tty {
+                    text.into_bytes()
+                } else {
+                    stream::frame(stream::STDERR, text.as_bytes())
+                };
                 let _ = conn.output.write_all(&bytes).await;
                 let _ = conn.output.shutdown().await;
             }));

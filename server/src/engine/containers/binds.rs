@@ -53,9 +53,9 @@ pub fn clone_from_node(node_pid: i32, path: &str, readonly: bool) -> std::io::Re
     let path = path.to_string();
     in_mount_ns(node_pid, move || {
         let c = CString::new(path.as_str()).map_err(std::io::Error::other)?;
-        let is_dir = std::fs::metadata(&path).map(|m| m.is_dir()).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("bind source path does not exist: {path}"))
-        })?;
+        let is_dir = std::fs::metadata(&path)
+            .map(|m| m.is_dir())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("bind source path does not exist: {path}")))?;
         // SAFETY: the path is a valid C string; the result is checked before use.
         let fd = unsafe {
             libc::syscall(
@@ -102,8 +102,12 @@ pub fn clone_from_node(node_pid: i32, path: &str, readonly: bool) -> std::io::Re
 pub fn mount_into(pid: i32, tree: OwnedFd, dest: &str, is_dir: bool) -> std::io::Result<()> {
     let dest = dest.to_string();
     in_mount_ns(pid, move || {
-        let root = nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
-            .map_err(|e| std::io::Error::other(format!("opening the container's root: {e}")))?;
+        let root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| std::io::Error::other(format!("opening the container's root: {e}")))?;
         use std::os::fd::AsFd;
         let target = if is_dir {
             slipway_runtime::linux::fs::mkdir_all_in_root(root.as_fd(), std::path::Path::new(&dest), 0o755)

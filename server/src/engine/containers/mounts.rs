@@ -78,7 +78,9 @@ pub fn plan(node: &Arc<Node>, record: &mut ContainerRecord, image: &Image) -> Ap
             point("volume", Some(v.name.clone()), String::new(), dest, !ro, mode)
         } else if src.starts_with('/') {
             // `-v` makes a missing source directory (in the node), as Docker does.
-            make_node_dir(node, src)?;
+            if !node_path_exists(node, src)? {
+                make_node_dir(node, src)?;
+            }
             point("bind", None, clean(src), dest, !ro, mode)
         } else {
             let (v, _) = volumes::ensure(node, src)?;

@@ -316,7 +316,12 @@ async fn run_once_inner(node: &Arc<Node>, mut rec: ContainerRecord) -> ApiResult
 /// Docker makes a missing working directory (`-w /srv`) in the container's filesystem;
 /// it goes in the container's own layer, owned by the container's user.
 fn make_workdir(rec: &ContainerRecord, view: &MergedView, upper: &std::path::Path) -> ApiResult<()> {
-    let Some(dir) = rec.config.working_dir.as_deref().filter(|d| d.starts_with('/') && *d != "/") else {
+    let Some(dir) = rec
+        .config
+        .working_dir
+        .as_deref()
+        .filter(|d| d.starts_with('/') && *d != "/")
+    else {
         return Ok(());
     };
     let clean = slipway_runtime::build::builder::normalize(std::path::Path::new(dir));
@@ -324,7 +329,8 @@ fn make_workdir(rec: &ContainerRecord, view: &MergedView, upper: &std::path::Pat
         return Ok(());
     }
     let target = upper.join(clean.strip_prefix("/").unwrap_or(&clean));
-    std::fs::create_dir_all(&target).map_err(|e| ApiError::internal(format!("making the working directory {dir}: {e}")))?;
+    std::fs::create_dir_all(&target)
+        .map_err(|e| ApiError::internal(format!("making the working directory {dir}: {e}")))?;
     if let Ok((uid, gid, _)) = spec::resolve_user(view, rec.config.user.as_deref().unwrap_or("")) {
         let _ = std::os::unix::fs::chown(&target, Some(uid), Some(gid));
     }
@@ -363,6 +369,11 @@ fn parse_size(s: &str) -> Option<u64> {
 async fn exited(node: &Arc<Node>, id: &str, exit: Option<slipway_runtime::monitor::Exit>) {
     let code = exit.map(|e| e.code as i64).unwrap_or(255);
     let oom = exit.is_some_and(|e| e.oom_killed);
+    // The run's runtime container goes before the record says "exited": whoever waits for
+    // that (stop, restart) may start the next run at once, under the same runtime ID.
+    if let Ok(rec) = node.container(id) {
+        let _ = node.engine.containers.delete(&rec.runtime_id, true).await;
+    }
     let Ok(rec) = set_state(node, id, |r| {
         r.state.status = "exited".into();
         r.state.exit_code = code;
@@ -396,7 +407,6 @@ async fn exited(node: &Arc<Node>, id: &str, exit: Option<slipway_runtime::monito
             }
         }
     }
-    let _ = node.engine.containers.delete(&rec.runtime_id, true).await;
     let mut attrs = container_attributes(&rec);
     attrs.push(("exitCode".into(), code.to_string()));
     if oom {
@@ -506,7 +516,14 @@ async fn stop_locked(node: &Arc<Node>, id: &str, signal: Option<&str>, timeout: 
     } else {
         Duration::from_secs(secs as u64)
     };
-    node.engine.containers.stop(&rec.runtime_id, sig, wait).await?;
+    // The supervisor may delete the run as soon as it ends, under the stop's feet: what
+    // counts is the record saying it is no longer running.
+    if let Err(e) = node.engine.containers.stop(&rec.runtime_id, sig, wait).await
+        && node.container(id).is_ok_and(|r| r.state.running())
+        && node.engine.containers.info(&rec.runtime_id).is_ok()
+    {
+        return Err(e.into());
+    }
     until(node, id, |r| r.is_none_or(|r| !r.state.running())).await;
     node.emit("container", "stop", id, container_attributes(&rec));
     Ok(())
