@@ -169,6 +169,8 @@ def read_frames(raw):
 
 
 def section_attach(c):
+    # create does not pull (in Docker either): the image must be here first.
+    c.images.pull("busybox", tag="latest")
     ctr = c.containers.create("busybox", ["sh", "-c", "read line; echo got-$line"], stdin_open=True, name=f"{PREFIX}-att")
     sock = ctr.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
     raw = sock._sock

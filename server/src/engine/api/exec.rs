@@ -137,77 +137,16 @@ async fn start(Extension(node): Extension<Arc<Node>>, Path(id): Path<String>, re
         exec.user.as_deref(),
         exec.working_dir.as_deref(),
     )?;
-    let session = match node.engine.containers.exec(&rec.runtime_id, &id, process).await {
-        Ok(s) => s,
-        // As dockerd: the stream is opened anyway and carries the error; the exit code
-        // (126, or 127 for a missing program) is the exec's.
-        Err(e) => {
-            let message = format!("OCI runtime exec failed: exec failed: unable to start container process: {e}");
-            let code = if message.contains("not found") || message.contains("No such file") {
-                127
-            } else {
-                126
-            };
-            node.execs.update(&id, |x| {
-                x.started = true;
-                x.running = false;
-                x.exit_code = Some(code);
-            });
-            if b.detach {
-                return Err(ApiError::internal(message));
-            }
-            let req = Request::from_parts(parts, axum::body::Body::empty());
-            let content_type = if tty {
-                stream::RAW_STREAM
-            } else {
-                stream::MULTIPLEXED_STREAM
-            };
-            return Ok(stream::hijack(req, content_type, move |mut conn| async move {
-                use tokio::io::AsyncWriteExt;
-                let text = format!("{message}\r\n");
-                let bytes = if tty {
-                    text.into_bytes()
-                } else {
-                    stream::frame(stream::STDERR, text.as_bytes())
-                };
-                let _ = conn.output.write_all(&bytes).await;
-                let _ = conn.output.shutdown().await;
-            }));
-        }
-    };
-    node.execs.update(&id, |e| {
-        e.started = true;
-        e.running = true;
-        e.pid = session.pid.unwrap_or(0) as i64;
-    });
-    if let Some((h, w)) = b
+    node.execs.update(&id, |e| e.started = true);
+    let console = b
         .console_size
         .filter(|c| c.len() == 2)
         .map(|c| (c[0], c[1]))
-        .or(exec.console_size)
-        && tty
-    {
-        let _ = node.engine.containers.exec_resize(&rec.runtime_id, &id, h, w).await;
-    }
-    let mut attrs = super::super::containers::container_attributes(&rec);
-    attrs.push(("execID".into(), id.clone()));
-    node.emit(
-        "container",
-        &format!("exec_start: {}", exec.cmd.join(" ")),
-        &rec.id,
-        attrs.clone(),
-    );
-    let node2 = node.clone();
-    let id2 = id.clone();
-    let on_exit: Box<dyn FnOnce(i64) + Send> = Box::new(move |code| {
-        node2.execs.update(&id2, |e| {
-            e.running = false;
-            e.exit_code = Some(code);
-        });
-        attrs.push(("exitCode".into(), code.to_string()));
-        node2.emit("container", "exec_die", &rec.id, attrs);
-    });
+        .or(exec.console_size);
     if b.detach {
+        let (session, on_exit) = launch(&node, &rec, &exec, process, tty, console)
+            .await
+            .map_err(|(message, _)| ApiError::internal(message))?;
         tokio::spawn(async move {
             let mut session = session;
             while let Ok(Some(out)) = session.output.next().await {
@@ -226,9 +165,85 @@ async fn start(Extension(node): Extension<Arc<Node>>, Path(id): Path<String>, re
     };
     let req = Request::from_parts(parts, axum::body::Body::empty());
     let stdin = exec.attach_stdin;
-    Ok(stream::hijack(req, content_type, move |conn| async move {
-        super::containers::pump(session, conn, tty, stdin, true, Some(on_exit)).await;
+    // The process starts once the connection is the client's: output written right after
+    // the 101 could otherwise land in the client's HTTP buffer and be lost (docker-py).
+    Ok(stream::hijack(req, content_type, move |mut conn| async move {
+        match launch(&node, &rec, &exec, process, tty, console).await {
+            Ok((session, on_exit)) => {
+                super::containers::pump(session, conn, tty, stdin, true, Some(on_exit)).await;
+            }
+            Err((message, _)) => {
+                use tokio::io::AsyncWriteExt;
+                let text = format!("{message}\r\n");
+                let bytes = if tty {
+                    text.into_bytes()
+                } else {
+                    stream::frame(stream::STDERR, text.as_bytes())
+                };
+                let _ = conn.output.write_all(&bytes).await;
+                let _ = conn.output.shutdown().await;
+            }
+        }
     }))
+}
+
+type OnExit = Box<dyn FnOnce(i64) + Send>;
+
+/// Starts an exec's process: its session, and what to do when it ends. A process that
+/// cannot start is an exit of its own, as in dockerd (126, or 127 for a missing program).
+async fn launch(
+    node: &Arc<Node>,
+    rec: &super::super::state::ContainerRecord,
+    exec: &ExecInstance,
+    process: oci_spec::runtime::Process,
+    tty: bool,
+    console: Option<(u16, u16)>,
+) -> Result<(slipway_runtime::monitor::client::Session, OnExit), (String, i64)> {
+    let id = exec.id.clone();
+    let session = match node.engine.containers.exec(&rec.runtime_id, &id, process).await {
+        Ok(s) => s,
+        Err(e) => {
+            let message = format!("OCI runtime exec failed: exec failed: unable to start container process: {e}");
+            let code = if message.contains("not found") || message.contains("No such file") {
+                127
+            } else {
+                126
+            };
+            node.execs.update(&id, |x| {
+                x.running = false;
+                x.exit_code = Some(code);
+            });
+            return Err((message, code));
+        }
+    };
+    node.execs.update(&id, |e| {
+        e.running = true;
+        e.pid = session.pid.unwrap_or(0) as i64;
+    });
+    if let Some((h, w)) = console
+        && tty
+    {
+        let _ = node.engine.containers.exec_resize(&rec.runtime_id, &id, h, w).await;
+    }
+    let mut attrs = super::super::containers::container_attributes(rec);
+    attrs.push(("execID".into(), id.clone()));
+    node.emit(
+        "container",
+        &format!("exec_start: {}", exec.cmd.join(" ")),
+        &rec.id,
+        attrs.clone(),
+    );
+    let node2 = node.clone();
+    let container = rec.id.clone();
+    let on_exit: OnExit = Box::new(move |code| {
+        node2.execs.update(&id, |e| {
+            e.running = false;
+            e.exit_code = Some(code);
+        });
+        attrs.push(("exitCode".into(), code.to_string()));
+        node2.emit("container", "exec_die", &container, attrs);
+    });
+    Ok((session, on_exit))
 }
 
 async fn resize(
