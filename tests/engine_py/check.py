@@ -281,7 +281,7 @@ def section_images(c):
     except docker.errors.BuildError as e:
         check("non-zero code: 2" in str(e), f"build error {e}")
     # save and load round trip.
-    data = b"".join(c.images.get("pybox:v1").save(named=True))
+    data = b"".join(c.images.get("pybox:v1").save(named="pybox:v1"))
     c.images.remove("pybox:v1")
     loaded = c.images.load(data)
     check(any("pybox:v1" in i.tags for i in loaded), f"loaded {loaded}")
