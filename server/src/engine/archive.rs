@@ -457,6 +457,20 @@ pub fn extract(
     path: &str,
     container: &str,
     no_overwrite_dir_non_dir: bool,
+    mut input: impl Read,
+) -> ApiResult<()> {
+    let result = unpack(root, path, container, no_overwrite_dir_non_dir, &mut input);
+    // Read the rest (the end marker's padding, or what a refused archive still sends), so
+    // the client finishes sending and sees the answer instead of a broken pipe.
+    let _ = io::copy(&mut input, &mut io::sink());
+    result
+}
+
+fn unpack(
+    root: BorrowedFd<'_>,
+    path: &str,
+    container: &str,
+    no_overwrite_dir_non_dir: bool,
     input: impl Read,
 ) -> ApiResult<()> {
     let dest = open_in_root(root, &clean(Path::new(path)), OFlag::O_PATH).map_err(|e| match e {
@@ -617,8 +631,35 @@ pub fn changes(upper: &Path, lower: &[PathBuf]) -> Vec<Change> {
             }
         }
     }
+    out.retain(|c| !init_path(&c.path));
     out.sort();
+    // A directory that is in the writable layer only because the runtime put its own
+    // files there (`/etc` for hosts and resolv.conf) is no change of the container's:
+    // Docker keeps those in an init layer, which `diff` does not show.
+    let keep: Vec<bool> = out
+        .iter()
+        .map(|c| {
+            let prefix = format!("{}/", c.path);
+            c.kind != 0
+                || upper.join(c.path.trim_start_matches('/')).is_file()
+                || upper.join(c.path.trim_start_matches('/')).is_symlink()
+                || out.iter().any(|o| o.path.starts_with(&prefix))
+        })
+        .collect();
+    let mut keep = keep.into_iter();
+    out.retain(|_| keep.next().unwrap_or(true));
     out
+}
+
+/// What the runtime makes in every container (Docker's init layer): mount points of the
+/// kernel filesystems and the files the engine writes for names.
+fn init_path(path: &str) -> bool {
+    const FILES: [&str; 4] = ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/.dockerenv"];
+    const TREES: [&str; 3] = ["/dev", "/proc", "/sys"];
+    FILES.contains(&path)
+        || TREES
+            .iter()
+            .any(|t| path == *t || path.strip_prefix(t).is_some_and(|r| r.starts_with('/')))
 }
 
 /// Whether a layer has `rel`, with no directory on the way being a symlink.
@@ -746,6 +787,11 @@ mod tests {
         fs::write(low.join("etc/passwd"), "a").unwrap();
         fs::write(up.join("etc/passwd"), "b").unwrap();
         fs::write(up.join("new/f"), "x").unwrap();
+        // What the runtime made is left out, and /etc with it when nothing else changed.
+        fs::create_dir_all(up.join("proc")).unwrap();
+        fs::create_dir_all(up.join("usr")).unwrap();
+        fs::create_dir_all(low.join("usr")).unwrap();
+        fs::write(up.join("etc/hosts"), "h").unwrap();
         let got = changes(&up, std::slice::from_ref(&low));
         let want = [("/etc", 0), ("/etc/passwd", 0), ("/new", 1), ("/new/f", 1)];
         assert_eq!(
