@@ -6,6 +6,7 @@
 //! this one carry the work out with the runtime (no HTTP in them).
 
 pub mod api;
+pub mod archive;
 pub mod containers;
 pub mod error;
 pub mod events;

@@ -2,13 +2,16 @@
 //! Every path is served both bare and under a `/v1.xx` prefix, which is stripped before
 //! routing (and checked against the versions we speak).
 
+pub mod archive;
 pub mod build;
 pub mod container_json;
 pub mod containers;
+pub mod df;
 pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -62,6 +65,7 @@ pub fn router(node: Arc<Node>) -> Service {
         .merge(networks::routes())
         .merge(images::routes())
         .merge(build::routes())
+        .merge(volumes::routes().merge(archive::routes()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(version_gate))
         .layer(axum::middleware::map_response(add_headers))

@@ -148,7 +148,16 @@ pub fn plan(node: &Arc<Node>, record: &mut ContainerRecord, image: &Image) -> Ap
             m.driver = Some("local".into());
         }
     }
-    let _ = image;
+    // A volume still empty gets the image's files at its mount path, as Docker copies them.
+    let layers = node.engine.images.lower_dirs(image);
+    for m in &mounts {
+        if let (Some("volume"), Some(name), Some(dest)) =
+            (m.typ.as_deref(), m.name.as_deref(), m.destination.as_deref())
+            && !m.mode.as_deref().unwrap_or("").split(',').any(|o| o == "nocopy")
+        {
+            volumes::populate_from_image(node, name, &layers, dest)?;
+        }
+    }
     record.mounts = mounts;
     Ok(())
 }
