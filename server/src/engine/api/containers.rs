@@ -285,6 +285,7 @@ async fn attach(
     };
     let stdin_once = rec.config.stdin_once.unwrap_or(false);
     let session = run::attach(&node, &rec.id, wants)?;
+    node.emit("container", "attach", &rec.id, containers::container_attributes(&rec));
     Ok(stream::hijack(req, content_type, move |conn| async move {
         if logs {
             let path = node.paths.container(&rec.id).join(format!("{}-json.log", rec.id));
