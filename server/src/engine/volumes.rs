@@ -351,3 +351,23 @@ pub mod populate {
         }
     }
 }
+
+/// Docker's `volume mount` events for a container's start (one per volume it mounts), for
+/// the start path to call once the container runs.
+pub fn emit_mounts(node: &Node, rec: &super::state::ContainerRecord) {
+    for m in rec.mounts.iter().filter(|m| m.typ.as_deref() == Some("volume")) {
+        let Some(name) = m.name.as_deref() else { continue };
+        node.emit(
+            "volume",
+            "mount",
+            name,
+            [
+                ("container".to_string(), rec.id.clone()),
+                ("destination".to_string(), m.destination.clone().unwrap_or_default()),
+                ("driver".to_string(), "local".to_string()),
+                ("propagation".to_string(), m.propagation.clone().unwrap_or_default()),
+                ("read/write".to_string(), (m.rw != Some(false)).to_string()),
+            ],
+        );
+    }
+}

@@ -118,6 +118,7 @@ async fn put_archive(
     }
     let root = Root::of(&node, &rec, true)?;
     let no_overwrite = flag(q.get("noOverwriteDirNonDir").map(String::as_str));
+    let copy_uid_gid = flag(q.get("copyUIDGID").map(String::as_str));
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     // The body is fed to the unpacking thread as it arrives, never held whole.
     let mut stream = req.into_body().into_data_stream();
@@ -132,7 +133,7 @@ async fn put_archive(
     });
     let name = rec.name.clone();
     let result = archive::run_in(root, move |fd| {
-        archive::extract(fd, &path, &name, no_overwrite, ChannelReader::new(rx))
+        archive::extract(fd, &path, &name, no_overwrite, copy_uid_gid, ChannelReader::new(rx))
     })
     .await;
     feed.abort();
