@@ -97,14 +97,15 @@ pub fn create(
             "volume option {key:?} is not available in a Slipway playground: local volumes are plain directories here"
         )));
     }
-    let Some(name) = name.filter(|n| !n.is_empty()) else {
-        let mut v = create_anonymous(node)?;
-        if !labels.is_empty() {
-            v.labels = labels;
-            State::save_volume(&node.paths, &v)?;
-            node.state().volumes.insert(v.name.clone(), v.clone());
+    // Without a name it gets a random one, but it is no container's anonymous volume:
+    // `volume prune` without --all keeps it, as Docker's does.
+    let generated;
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(n) => n,
+        None => {
+            generated = new_id();
+            &generated
         }
-        return Ok(v);
     };
     if !valid_name(name) {
         return Err(ApiError::bad(format!(

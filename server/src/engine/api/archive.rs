@@ -91,6 +91,10 @@ async fn get_archive(
 ) -> ApiResult<Response> {
     let path = path_of(&q)?;
     let (s, root, name) = stat_of(&node, &id, &path).await?;
+    if let Ok(rec) = node.container(&id) {
+        let attrs = super::super::containers::container_attributes(&rec);
+        node.emit("container", "archive-path", &rec.id, attrs);
+    }
     let body = tar_body(root, move |fd, w| archive::write_tar(fd, &path, &name, w));
     Ok((
         [
