@@ -37,6 +37,9 @@ pub enum Root {
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
+        /// Volume data directories bound at their destinations (source, destination,
+        /// read-only), so a stopped container's volumes are copied from as a running one's.
+        volumes: Vec<(PathBuf, String, bool)>,
     },
 }
 
@@ -54,11 +57,28 @@ impl Root {
         for d in [&upper, &work, &target] {
             std::fs::create_dir_all(d).map_err(|e| ApiError::internal(format!("{}: {e}", d.display())))?;
         }
+        // Export takes the layers alone, as Docker's does; cp sees the volumes too.
+        let volumes = if live {
+            rec.mounts
+                .iter()
+                .filter(|m| m.typ.as_deref() == Some("volume"))
+                .filter_map(|m| {
+                    Some((
+                        node.paths.volume_data(m.name.as_deref()?),
+                        m.destination.clone()?,
+                        m.rw == Some(false),
+                    ))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Root::Overlay {
             lower,
             upper,
             work,
             target,
+            volumes,
         })
     }
 
@@ -74,6 +94,7 @@ impl Root {
                 upper,
                 work,
                 target,
+                volumes,
             } => {
                 use nix::mount::{MsFlags, mount};
                 use nix::sched::{CloneFlags, unshare};
@@ -102,8 +123,28 @@ impl Root {
                     Some(options.as_str()),
                 )
                 .map_err(|e| fail("mounting the container's layers", e))?;
-                nix::fcntl::open(target, dir_flags, Mode::empty())
-                    .map_err(|e| fail("opening the container's layers", e))
+                let root = nix::fcntl::open(target, dir_flags, Mode::empty())
+                    .map_err(|e| fail("opening the container's layers", e))?;
+                for (source, dest, ro) in volumes {
+                    // The mount point is found inside the root, whatever links the image has.
+                    let at = mkdir_all_in_root(root.as_fd(), Path::new(dest), 0o755)
+                        .map_err(|e| fail(&format!("the mount point {dest}"), e))?;
+                    let at = slipway_runtime::linux::fs::fd_path(&at);
+                    mount(
+                        Some(source),
+                        &at,
+                        None::<&str>,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None::<&str>,
+                    )
+                    .map_err(|e| fail(&format!("binding a volume at {dest}"), e))?;
+                    if *ro {
+                        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+                        mount(None::<&str>, &at, None::<&str>, flags, None::<&str>)
+                            .map_err(|e| fail(&format!("making {dest} read-only"), e))?;
+                    }
+                }
+                Ok(root)
             }
         }
     }
@@ -294,7 +335,9 @@ pub fn write_tar(root: BorrowedFd<'_>, path: &str, container: &str, out: impl Wr
     stat_at(dir.as_fd(), &name).map_err(|_| not_found(path, container))?;
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    let top = if name == "." {
+    let top = if path.ends_with("/.") {
+        PathBuf::from(".")
+    } else if name == "." {
         clean(Path::new(path))
             .file_name()
             .map(PathBuf::from)
@@ -302,7 +345,7 @@ pub fn write_tar(root: BorrowedFd<'_>, path: &str, container: &str, out: impl Wr
     } else {
         PathBuf::from(&name)
     };
-    add(&mut b, dir.as_fd(), &name, &top).map_err(io_err)?;
+    add(&mut b, dir.as_fd(), &name, top.as_os_str().as_bytes()).map_err(io_err)?;
     b.into_inner().map_err(io_err)?.flush().map_err(io_err)
 }
 
@@ -325,7 +368,7 @@ pub fn write_root_tar(root: BorrowedFd<'_>, out: impl Write) -> ApiResult<()> {
             Mode::empty(),
         )
         .map_err(io_err)?;
-        add(&mut b, dir.as_fd(), &child, Path::new(&child)).map_err(io_err)?;
+        add(&mut b, dir.as_fd(), &child, child.as_bytes()).map_err(io_err)?;
     }
     b.into_inner().map_err(io_err)?.flush().map_err(io_err)
 }
@@ -343,7 +386,47 @@ fn children(fd: OwnedFd) -> io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-fn add<W: Write>(b: &mut tar::Builder<W>, dir: BorrowedFd<'_>, name: &OsStr, tar_name: &Path) -> io::Result<()> {
+/// Appends an entry under exactly `name` (the tar crate would drop a leading `./`, which
+/// the CLI needs to rebase `docker cp ctr:/dir/. x`), with GNU long-name records when the
+/// name or link target does not fit its field.
+fn put<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    data: impl Read,
+) -> io::Result<()> {
+    fn long<W: Write>(b: &mut tar::Builder<W>, kind: tar::EntryType, bytes: &[u8]) -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        let tag = b"././@LongLink";
+        h.as_old_mut().name[..tag.len()].copy_from_slice(tag);
+        h.set_mode(0o644);
+        h.set_entry_type(kind);
+        h.set_size(bytes.len() as u64 + 1);
+        h.set_cksum();
+        b.append(&h, bytes.chain(&[0u8][..]))
+    }
+    if name.len() > 100 {
+        long(b, tar::EntryType::GNULongName, name)?;
+    }
+    let field = &mut h.as_old_mut().name;
+    field.fill(0);
+    let n = name.len().min(field.len());
+    field[..n].copy_from_slice(&name[..n]);
+    if let Some(link) = link {
+        if link.len() > 100 {
+            long(b, tar::EntryType::GNULongLink, link)?;
+        }
+        let field = &mut h.as_old_mut().linkname;
+        field.fill(0);
+        let n = link.len().min(field.len());
+        field[..n].copy_from_slice(&link[..n]);
+    }
+    h.set_cksum();
+    b.append(h, data)
+}
+
+fn add<W: Write>(b: &mut tar::Builder<W>, dir: BorrowedFd<'_>, name: &OsStr, tar_name: &[u8]) -> io::Result<()> {
     let st = stat_at(dir, name)?;
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
@@ -355,7 +438,11 @@ fn add<W: Write>(b: &mut tar::Builder<W>, dir: BorrowedFd<'_>, name: &OsStr, tar
     match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
         SFlag::S_IFDIR => {
             h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, tar_name, io::empty())?;
+            let mut dir_name = tar_name.to_vec();
+            if !dir_name.ends_with(b"/") {
+                dir_name.push(b'/');
+            }
+            put(b, &mut h, &dir_name, None, io::empty())?;
             let fd = openat(
                 dir,
                 name,
@@ -369,7 +456,12 @@ fn add<W: Write>(b: &mut tar::Builder<W>, dir: BorrowedFd<'_>, name: &OsStr, tar
                 Mode::empty(),
             )?;
             for child in children(fd)? {
-                add(b, sub.as_fd(), &child, &tar_name.join(&child))?;
+                let mut child_name = tar_name.to_vec();
+                if !child_name.ends_with(b"/") {
+                    child_name.push(b'/');
+                }
+                child_name.extend_from_slice(child.as_bytes());
+                add(b, sub.as_fd(), &child, &child_name)?;
             }
         }
         SFlag::S_IFREG => {
@@ -378,12 +470,12 @@ fn add<W: Write>(b: &mut tar::Builder<W>, dir: BorrowedFd<'_>, name: &OsStr, tar
             h.set_size(st.st_size as u64);
             // A file that shrinks while read must not corrupt the archive.
             let file = std::fs::File::from(fd).take(st.st_size as u64);
-            b.append_data(&mut h, tar_name, Padded::new(file, st.st_size as u64))?;
+            put(b, &mut h, tar_name, None, Padded::new(file, st.st_size as u64))?;
         }
         SFlag::S_IFLNK => {
             let target = nix::fcntl::readlinkat(dir, name)?;
             h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, tar_name, target)?;
+            put(b, &mut h, tar_name, Some(target.as_bytes()), io::empty())?;
         }
         kind => {
             let typ = match kind {
@@ -397,7 +489,7 @@ fn add<W: Write>(b: &mut tar::Builder<W>, dir: BorrowedFd<'_>, name: &OsStr, tar
             let rdev = st.st_rdev;
             h.set_device_major(libc::major(rdev))?;
             h.set_device_minor(libc::minor(rdev))?;
-            b.append_data(&mut h, tar_name, io::empty())?;
+            put(b, &mut h, tar_name, None, io::empty())?;
         }
     }
     Ok(())
@@ -457,9 +549,17 @@ pub fn extract(
     path: &str,
     container: &str,
     no_overwrite_dir_non_dir: bool,
+    copy_uid_gid: bool,
     mut input: impl Read,
 ) -> ApiResult<()> {
-    let result = unpack(root, path, container, no_overwrite_dir_non_dir, &mut input);
+    let result = unpack(
+        root,
+        path,
+        container,
+        no_overwrite_dir_non_dir,
+        copy_uid_gid,
+        &mut input,
+    );
     // Read the rest (the end marker's padding, or what a refused archive still sends), so
     // the client finishes sending and sees the answer instead of a broken pipe.
     let _ = io::copy(&mut input, &mut io::sink());
@@ -471,6 +571,7 @@ fn unpack(
     path: &str,
     container: &str,
     no_overwrite_dir_non_dir: bool,
+    copy_uid_gid: bool,
     input: impl Read,
 ) -> ApiResult<()> {
     let dest = open_in_root(root, &clean(Path::new(path)), OFlag::O_PATH).map_err(|e| match e {
@@ -575,6 +676,17 @@ fn unpack(
             }
             // Devices and fifos: a learner's copy has no business making device nodes.
             _ => continue,
+        }
+        // Without copyUIDGID the files stay the container root's (they are made as root).
+        if copy_uid_gid && let (Ok(uid), Ok(gid)) = (entry.header().uid(), entry.header().gid()) {
+            nix::unistd::fchownat(
+                pfd,
+                name.as_os_str(),
+                Some(nix::unistd::Uid::from_raw(uid as u32)),
+                Some(nix::unistd::Gid::from_raw(gid as u32)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(fail)?;
         }
         if let Ok(mtime) = entry.header().mtime() {
             let t = nix::sys::time::TimeSpec::new(mtime as i64, 0);
@@ -771,6 +883,37 @@ mod tests {
     }
 
     #[test]
+    fn archives_keep_dot_slash_and_long_names() {
+        let t = tempfile::tempdir().unwrap();
+        let long = "n".repeat(150);
+        std::fs::create_dir_all(t.path().join("d")).unwrap();
+        std::fs::write(t.path().join("d").join(&long), "x").unwrap();
+        std::os::unix::fs::symlink(&long, t.path().join("d/l")).unwrap();
+        let rfd = nix::fcntl::open(t.path(), OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let mut out = Vec::new();
+        write_tar(rfd.as_fd(), "/d/.", "c", &mut out).unwrap();
+        let mut ar = tar::Archive::new(&out[..]);
+        let names: Vec<(String, Option<String>)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = String::from_utf8(e.path_bytes().to_vec()).unwrap();
+                let link = e.link_name_bytes().map(|l| String::from_utf8(l.to_vec()).unwrap());
+                (name, link)
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("./".to_string(), None),
+                ("./l".to_string(), Some(long.clone())),
+                (format!("./{long}"), None)
+            ]
+        );
+    }
+
+    #[test]
     fn cleaning_stops_at_the_root() {
         assert_eq!(clean(Path::new("../../a/./b/../c")), Path::new("/a/c"));
         assert_eq!(clean(Path::new("/")), Path::new("/"));
@@ -826,10 +969,10 @@ mod tests {
             b.into_inner().unwrap()
         };
         let bad = tarball("../../escaped");
-        assert!(extract(rfd.as_fd(), "/tmp", "c", false, &bad[..]).is_err());
+        assert!(extract(rfd.as_fd(), "/tmp", "c", false, false, &bad[..]).is_err());
         assert!(!t.path().join("escaped").exists());
         let good = tarball("f");
-        extract(rfd.as_fd(), "/rootlink/tmp/", "c", false, &good[..]).unwrap();
+        extract(rfd.as_fd(), "/rootlink/tmp/", "c", false, false, &good[..]).unwrap();
         assert_eq!(fs::read_to_string(root.join("tmp/f")).unwrap(), "hi");
         let s = stat(rfd.as_fd(), "/rootlink", "c").unwrap();
         assert_eq!(s.link_target, "/");

@@ -97,14 +97,15 @@ pub fn create(
             "volume option {key:?} is not available in a Slipway playground: local volumes are plain directories here"
         )));
     }
-    let Some(name) = name.filter(|n| !n.is_empty()) else {
-        let mut v = create_anonymous(node)?;
-        if !labels.is_empty() {
-            v.labels = labels;
-            State::save_volume(&node.paths, &v)?;
-            node.state().volumes.insert(v.name.clone(), v.clone());
+    // Without a name it gets a random one, but it is no container's anonymous volume:
+    // `volume prune` without --all keeps it, as Docker's does.
+    let generated;
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(n) => n,
+        None => {
+            generated = new_id();
+            &generated
         }
-        return Ok(v);
     };
     if !valid_name(name) {
         return Err(ApiError::bad(format!(
@@ -349,5 +350,25 @@ pub mod populate {
             assert_eq!(fs::read_link(out.join("link")).unwrap(), Path::new("/etc/shadow"));
             assert!(!out.join("secret").exists());
         }
+    }
+}
+
+/// Docker's `volume mount` events for a container's start (one per volume it mounts), for
+/// the start path to call once the container runs.
+pub fn emit_mounts(node: &Node, rec: &super::state::ContainerRecord) {
+    for m in rec.mounts.iter().filter(|m| m.typ.as_deref() == Some("volume")) {
+        let Some(name) = m.name.as_deref() else { continue };
+        node.emit(
+            "volume",
+            "mount",
+            name,
+            [
+                ("container".to_string(), rec.id.clone()),
+                ("destination".to_string(), m.destination.clone().unwrap_or_default()),
+                ("driver".to_string(), "local".to_string()),
+                ("propagation".to_string(), m.propagation.clone().unwrap_or_default()),
+                ("read/write".to_string(), (m.rw != Some(false)).to_string()),
+            ],
+        );
     }
 }

@@ -91,6 +91,10 @@ async fn get_archive(
 ) -> ApiResult<Response> {
     let path = path_of(&q)?;
     let (s, root, name) = stat_of(&node, &id, &path).await?;
+    if let Ok(rec) = node.container(&id) {
+        let attrs = super::super::containers::container_attributes(&rec);
+        node.emit("container", "archive-path", &rec.id, attrs);
+    }
     let body = tar_body(root, move |fd, w| archive::write_tar(fd, &path, &name, w));
     Ok((
         [
@@ -118,6 +122,7 @@ async fn put_archive(
     }
     let root = Root::of(&node, &rec, true)?;
     let no_overwrite = flag(q.get("noOverwriteDirNonDir").map(String::as_str));
+    let copy_uid_gid = flag(q.get("copyUIDGID").map(String::as_str));
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     // The body is fed to the unpacking thread as it arrives, never held whole.
     let mut stream = req.into_body().into_data_stream();
@@ -132,7 +137,7 @@ async fn put_archive(
     });
     let name = rec.name.clone();
     let result = archive::run_in(root, move |fd| {
-        archive::extract(fd, &path, &name, no_overwrite, ChannelReader::new(rx))
+        archive::extract(fd, &path, &name, no_overwrite, copy_uid_gid, ChannelReader::new(rx))
     })
     .await;
     feed.abort();
