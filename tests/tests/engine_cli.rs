@@ -826,7 +826,8 @@ docker cp cpbox:/out/one - | tar -t
 
     // CLI 26 prints the daemon's own 404 message (moby's wording).
     let r = n.run("docker cp cpbox:/no/such/path /root/cp/x");
-    r.code_is(1).err_has("Could not find the file /no/such/path in container cpbox");
+    r.code_is(1)
+        .err_has("Could not find the file /no/such/path in container cpbox");
     // For a missing container it gives up after the failed stat, with its own words.
     n.run("docker cp /root/cp/one nosuch:/tmp/").code_is(1);
 }

@@ -286,6 +286,10 @@ async fn attach(
     let stdin_once = rec.config.stdin_once.unwrap_or(false);
     let session = run::attach(&node, &rec.id, wants)?;
     node.emit("container", "attach", &rec.id, containers::container_attributes(&rec));
+    let settle: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = {
+        let (node, id) = (node.clone(), rec.id.clone());
+        Box::pin(async move { run::until_stopped(&node, &id).await })
+    };
     Ok(stream::hijack(req, content_type, move |conn| async move {
         if logs {
             let path = node.paths.container(&rec.id).join(format!("{}-json.log", rec.id));
@@ -314,14 +318,15 @@ async fn attach(
                         return;
                     }
                 }
-                return pump_attach(session, wants, tty, stdin_once, conn).await;
+                return pump_attach(settle, session, wants, tty, stdin_once, conn).await;
             }
         }
-        pump_attach(session, wants, tty, stdin_once, conn).await
+        pump_attach(settle, session, wants, tty, stdin_once, conn).await
     }))
 }
 
 async fn pump_attach(
+    settle: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     session: impl std::future::Future<Output = ApiResult<slipway_runtime::monitor::client::Session>>,
     wants: run::AttachWants,
     tty: bool,
@@ -338,7 +343,7 @@ async fn pump_attach(
             return;
         }
     };
-    pump(session, conn, tty, wants.stdin, stdin_once, None).await;
+    pump(session, conn, tty, wants.stdin, stdin_once, None, Some(settle)).await;
 }
 
 /// Copies a monitor session to a hijacked connection: output framed unless there is a
@@ -350,6 +355,7 @@ pub async fn pump(
     stdin: bool,
     close_stdin_at_eof: bool,
     on_exit: Option<Box<dyn FnOnce(i64) + Send>>,
+    settle: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 ) {
     let slipway_runtime::monitor::client::Session {
         mut output, mut input, ..
@@ -411,6 +417,11 @@ pub async fn pump(
             }
             Ok(None) | Err(_) => break,
         }
+    }
+    // Clients act as soon as the stream ends (remove the container, say); by then the
+    // engine must see the end too.
+    if let Some(settle) = settle {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), settle).await;
     }
     let _ = to_client.flush().await;
     let _ = to_client.shutdown().await;

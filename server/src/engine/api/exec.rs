@@ -170,7 +170,7 @@ async fn start(Extension(node): Extension<Arc<Node>>, Path(id): Path<String>, re
     Ok(stream::hijack(req, content_type, move |mut conn| async move {
         match launch(&node, &rec, &exec, process, tty, console).await {
             Ok((session, on_exit)) => {
-                super::containers::pump(session, conn, tty, stdin, true, Some(on_exit)).await;
+                super::containers::pump(session, conn, tty, stdin, true, Some(on_exit), None).await;
             }
             Err((message, _)) => {
                 use tokio::io::AsyncWriteExt;

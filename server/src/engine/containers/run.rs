@@ -480,6 +480,11 @@ async fn until(node: &Node, id: &str, done: impl Fn(Option<&ContainerRecord>) ->
     }
 }
 
+/// Waits until the container is no longer running (or is gone).
+pub async fn until_stopped(node: &Node, id: &str) {
+    until(node, id, |r| r.is_none_or(|r| !r.state.running())).await;
+}
+
 /// `docker stop`: the stop signal, then SIGKILL after the timeout.
 pub async fn stop(node: &Arc<Node>, key: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<()> {
     let id = node.container(key)?.id;
