@@ -374,6 +374,9 @@ impl Playgrounds {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push(slipway_runtime::spec::DEFAULT_PATH.into());
         }
+        // The engine builds with the classic builder; without this, buildx (in the node for
+        // `docker buildx`) would have compose and `docker build` start a BuildKit container.
+        env.push("DOCKER_BUILDKIT=0".into());
         v["process"]["env"] = serde_json::json!(env);
         v["process"]["cwd"] = serde_json::json!(if config.working_dir.is_empty() {
             "/"
