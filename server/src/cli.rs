@@ -367,6 +367,33 @@ pub enum LessonsCommand {
         #[arg(long)]
         strict: bool,
     },
+    /// Lesson CI: for every graded exercise, a fresh playground and its setup, where every
+    /// check must fail; then its solution through the real docker CLI, after which every
+    /// check must pass. A report line per exercise; exits 1 on any failure.
+    Verify {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Only this lesson file (may be given more than once).
+        #[arg(long = "lesson", value_name = "PATH")]
+        only: Vec<PathBuf>,
+        /// The image catalog (its images/ store holds slipway/node and the course's images).
+        #[arg(
+            long,
+            env = "SLIPWAY_CATALOG_DIR",
+            value_name = "DIR",
+            default_value = "/var/cache/slipway/catalog"
+        )]
+        catalog_dir: PathBuf,
+        /// Exercises verified at once.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Seconds the checks may take to pass after the solution ran.
+        #[arg(long, default_value_t = 60)]
+        settle: u64,
+        /// Print the reports as JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

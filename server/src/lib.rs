@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod course;
 pub mod engine;
+pub mod grader;
 pub mod images_cli;
 pub mod import;
 pub mod playground;

@@ -50,6 +50,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(slipway::web::serve(settings))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Lessons(LessonsCommand::Verify {
+            common,
+            only,
+            catalog_dir,
+            jobs,
+            settle,
+            json,
+        }) => {
+            let settings = Settings::resolve_common(&common, &file);
+            let options = slipway::grader::verify::Options {
+                lessons: settings.lessons,
+                only,
+                catalog_dir,
+                jobs,
+                settle: std::time::Duration::from_secs(settle),
+            };
+            let reports = slipway::grader::verify::run(&options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            }
+            let failed = reports.iter().filter(|r| !r.passed).count();
+            eprintln!(
+                "{} exercises verified: {} passed, {failed} failed",
+                reports.len(),
+                reports.len() - failed
+            );
+            Ok(if failed == 0 && !reports.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Lessons(LessonsCommand::Lint { common, strict }) => {
             let settings = Settings::resolve_common(&common, &file);
             let course = Course::load(&settings.lessons);

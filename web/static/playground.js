@@ -576,6 +576,7 @@
     pollPorts();
     portsTimer = setInterval(pollPorts, 3000);
     renderOpeners();
+    document.dispatchEvent(new CustomEvent("slipway:playground", { detail: { id: pg.id, nodes: names } }));
   }
 
   function teardown() {
@@ -603,6 +604,7 @@
     store.drop(TABS_KEY);
     renderTerms();
     renderOpeners();
+    document.dispatchEvent(new CustomEvent("slipway:playground-ended"));
   }
 
   // Hides the panel without asking the server for anything.
@@ -616,6 +618,7 @@
     closeButton.textContent = "Close playground";
     store.drop(TABS_KEY);
     renderOpeners();
+    document.dispatchEvent(new CustomEvent("slipway:playground-ended"));
   }
 
   let checking = false;

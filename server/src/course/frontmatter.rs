@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+pub use super::exercise::ExerciseMeta;
+
 /// The header of a lesson file. Unknown keys are errors so that a misspelt key is reported
 /// by the linter instead of being silently ignored.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,17 +19,6 @@ pub struct LessonMeta {
     pub exercises: Vec<ExerciseMeta>,
     /// Nodes in the lesson's playground (0 offers none) [default: 1].
     pub playground: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExerciseMeta {
-    pub id: String,
-    pub title: String,
-    pub task: String,
-    #[serde(default)]
-    pub hints: Vec<String>,
-    pub solution: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

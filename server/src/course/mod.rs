@@ -4,6 +4,7 @@
 //! lesson with its problems, so the server shows it as an error page and the linter names
 //! the file and line; every other lesson is served as usual.
 
+pub mod exercise;
 pub mod frontmatter;
 pub mod highlight;
 pub mod lint;
@@ -86,8 +87,23 @@ pub struct Exercise {
     pub id: String,
     pub title: String,
     pub task_html: String,
-    pub hints_html: Vec<String>,
+    pub hints: Vec<Hint>,
+    /// The reference solution: a bash script for node1.
+    pub solution: Option<String>,
     pub solution_html: Option<String>,
+    /// Nodes its playground needs.
+    pub nodes: usize,
+    pub setup: exercise::Setup,
+    pub checks: Vec<exercise::Check>,
+    /// Each check's description, rendered.
+    pub checks_html: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Hint {
+    pub html: String,
+    /// Offered by itself while this holds.
+    pub when: Option<exercise::Check>,
 }
 
 impl Lesson {
@@ -496,6 +512,60 @@ impl LessonDraft {
                     message: format!("exercise `{}` has no task", ex.id),
                 });
             }
+            let nodes = ex.nodes.unwrap_or(1);
+            let ex_line = exercise_line(&self.text, &ex.id).unwrap_or(yaml_line);
+            let mut invalid = |message: String| {
+                problems.push(Problem {
+                    path: self.path.clone(),
+                    line: ex_line,
+                    severity: Severity::Error,
+                    message: format!("exercise `{}`: {message}", ex.id),
+                })
+            };
+            let max_nodes = crate::playground::Limits::default().max_nodes;
+            if nodes == 0 || nodes > max_nodes {
+                invalid(format!("nodes: {nodes}: an exercise needs 1 to {max_nodes} nodes"));
+            }
+            let mut checks = Vec::new();
+            for (i, spec) in ex.checks.iter().enumerate() {
+                match exercise::validate(spec, nodes.max(1), true) {
+                    Ok(c) => checks.push(c),
+                    Err(e) => invalid(format!("check {}: {e}", i + 1)),
+                }
+            }
+            let mut hints = Vec::new();
+            for (i, h) in ex.hints.iter().enumerate() {
+                let when = match h {
+                    exercise::HintSpec::Offered { when, .. } => match exercise::validate(when, nodes.max(1), false) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            invalid(format!("hint {}: `when`: {e}", i + 1));
+                            None
+                        }
+                    },
+                    exercise::HintSpec::Text(_) => None,
+                };
+                hints.push((h.text().to_string(), when));
+            }
+            for f in &ex.setup.files {
+                if !f.path.starts_with('/') {
+                    invalid(format!("setup file `{}` must be an absolute path in the node", f.path));
+                }
+                if f.mode().is_none() {
+                    invalid(format!("setup file `{}`: mode must be octal, such as \"0755\"", f.path));
+                }
+                if let Some(n) = &f.node
+                    && !(1..=nodes).any(|i| n == &format!("node{i}"))
+                {
+                    invalid(format!(
+                        "setup file `{}`: node `{n}` is not one of the exercise's nodes",
+                        f.path
+                    ));
+                }
+            }
+            if !ex.checks.is_empty() && ex.solution.is_none() {
+                invalid("a graded exercise needs a `solution`, which lesson CI replays".into());
+            }
             let mut part = |text: &str| {
                 let r = markdown::render(
                     text,
@@ -507,24 +577,41 @@ impl LessonDraft {
                 problems.extend(r.findings.into_iter().map(finding));
                 r.html
             };
+            let checks_html = checks.iter().map(|c| part(&c.description)).collect();
             exercises.push(Exercise {
                 id: ex.id.clone(),
                 title: ex.title.clone(),
                 task_html: part(&ex.task),
-                hints_html: ex.hints.iter().map(|h| part(h)).collect(),
+                hints: hints
+                    .into_iter()
+                    .map(|(text, when)| Hint {
+                        html: part(&text),
+                        when,
+                    })
+                    .collect(),
+                solution: ex.solution.clone(),
                 solution_html: ex
                     .solution
                     .as_ref()
                     .map(|s| part(&format!("```sh\n{}\n```\n", s.trim_end()))),
+                nodes,
+                setup: ex.setup.clone(),
+                checks,
+                checks_html,
             });
         }
+        // The playground beside the lesson has room for its largest exercise.
+        let playground_nodes = match meta.playground {
+            Some(0) => 0,
+            n => exercises.iter().map(|e| e.nodes).fold(n.unwrap_or(1), usize::max),
+        };
         Lesson {
             slug: self.slug,
             module_slug: module_slug.to_string(),
             path: self.path,
             title: meta.title,
             summary: meta.summary,
-            playground_nodes: meta.playground.unwrap_or(1),
+            playground_nodes,
             body: Some(Arc::new(LessonBody {
                 html: body.html,
                 toc: body.toc,
@@ -534,6 +621,17 @@ impl LessonDraft {
             problems,
         }
     }
+}
+
+/// The line of `id: <id>` in a lesson file, where an exercise's problems are reported.
+fn exercise_line(text: &str, id: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim();
+            l.strip_prefix("id:")
+                .is_some_and(|v| v.trim().trim_matches(['"', '\'']) == id)
+        })
+        .map(|i| i + 1)
 }
 
 /// Directory entries sorted by name, hidden ones skipped.

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod builds;
 pub mod containers;
 pub mod error;
 pub mod events;

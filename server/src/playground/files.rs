@@ -127,7 +127,13 @@ fn reopen_regular(path: &str, fd: &OwnedFd, flags: OFlag) -> Result<(std::fs::Fi
 pub fn download(proc: BorrowedFd<'_>, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
     check_path(path)?;
     let root = root(proc)?;
-    let fd = open_in_root(root.as_fd(), Path::new(path), OFlag::O_PATH).map_err(|e| io_error(path, e))?;
+    read_in(root.as_fd(), path, limit)
+}
+
+/// The bytes of the regular file at `path` under the directory `root` (links resolved as if
+/// `root` were `/`), up to `limit` bytes: a node's file, or one in a volume.
+pub fn read_in(root: BorrowedFd<'_>, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+    let fd = open_in_root(root, Path::new(path), OFlag::O_PATH).map_err(|e| io_error(path, e))?;
     let (file, size) = reopen_regular(path, &fd, OFlag::O_RDONLY)?;
     let too_big = || FileError::TooBig(path.to_string(), limit >> 20);
     if size > limit {

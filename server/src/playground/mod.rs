@@ -127,6 +127,9 @@ pub struct Playground {
     endpoints: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Each node's engine (its containers, volumes, networks and events), by node name.
     engines: Mutex<HashMap<String, Arc<Node>>>,
+    /// Exercises set up here ("module/lesson/exercise") and when each started (Unix ns);
+    /// held while a setup runs, so two pages never set one up twice.
+    pub exercises: tokio::sync::Mutex<HashMap<String, i128>>,
 }
 
 impl Playground {
@@ -314,6 +317,7 @@ impl Playgrounds {
             terminals: tokio::sync::Mutex::new(HashMap::new()),
             endpoints: Mutex::new(Vec::new()),
             engines: Mutex::new(HashMap::new()),
+            exercises: tokio::sync::Mutex::new(HashMap::new()),
         });
         self.live().insert(id.to_string(), playground.clone());
         for n in 1..=nodes {
@@ -672,6 +676,7 @@ impl Playgrounds {
                         terminals: tokio::sync::Mutex::new(HashMap::new()),
                         endpoints: Mutex::new(Vec::new()),
                         engines: Mutex::new(HashMap::new()),
+                        exercises: tokio::sync::Mutex::new(HashMap::new()),
                         record: Mutex::new(record.clone()),
                     });
                     for node in &record.nodes {

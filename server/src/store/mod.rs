@@ -5,6 +5,7 @@
 //! learner's progress is loaded.
 
 mod accounts;
+mod attempts;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +18,7 @@ use quick_cache::sync::Cache;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use accounts::AccountError;
+pub use attempts::{Attempt, AttemptRow};
 
 /// A learner's identity: a random UUID, carried in a signed cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

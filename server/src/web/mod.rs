@@ -5,6 +5,7 @@ pub mod admin;
 pub mod assets;
 mod compress;
 mod files;
+mod grading;
 pub mod identity;
 mod pages;
 mod playground;
@@ -71,6 +72,7 @@ impl AssetUrls {
                     fit_js: assets.url(v[2]),
                     web_links_js: assets.url(v[3]),
                     playground_js: assets.url("playground.js"),
+                    grading_js: assets.url("grading.js"),
                 })
             },
         }
@@ -160,6 +162,15 @@ pub fn router(state: AppState) -> Router {
         .route("/learn/{module}/{lesson}", get(pages::lesson))
         .route("/learn/{module}/{lesson}/opened", post(pages::opened))
         .route("/learn/{module}/{lesson}/complete", post(pages::complete))
+        .route("/learn/{module}/{lesson}/grading", get(grading::socket))
+        .route(
+            "/learn/{module}/{lesson}/exercises/{exercise}/hint",
+            post(grading::hint),
+        )
+        .route(
+            "/learn/{module}/{lesson}/exercises/{exercise}/solution",
+            post(grading::solution),
+        )
         .route("/account", get(account::show))
         .route("/account/signup", post(account::signup))
         .route("/account/login", post(account::login))
@@ -180,6 +191,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/playgrounds/{id}/extend", post(playground::extend))
         .route("/api/playgrounds/{id}/share", post(playground::share))
         .route("/api/playgrounds/{id}/nodes/{node}/exec", post(playground::exec))
+        .route(
+            "/api/playgrounds/{id}/exercises/{module}/{lesson}/{exercise}",
+            get(grading::evaluate_exercise),
+        )
+        .route(
+            "/api/playgrounds/{id}/exercises/{module}/{lesson}/{exercise}/setup",
+            post(grading::setup_exercise),
+        )
         .route("/pg/{id}/nodes/{node}/terminals/{n}/ws", get(playground::terminal))
         .route("/api/playgrounds/{id}/ports", get(proxy::ports))
         .route(

@@ -130,6 +130,11 @@ pub async fn lesson(
         frame.mermaid_js = app.urls.mermaid_js.clone();
     }
     let playground_nodes = found.lesson.playground_nodes;
+    let attempts = if me.fresh {
+        Vec::new()
+    } else {
+        app.store.attempts(&me.id, Some(&key)).await?
+    };
     if playground_nodes > 0 && app.playgrounds.is_some() {
         frame.playground = app.urls.playground.clone();
     }
@@ -153,12 +158,26 @@ pub async fn lesson(
         exercises: body
             .exercises
             .iter()
-            .map(|e| ExerciseView {
-                id: e.id.clone(),
-                title: e.title.clone(),
-                task_html: e.task_html.clone(),
-                hints_html: e.hints_html.clone(),
-                solution_html: e.solution_html.clone(),
+            .map(|e| {
+                let attempt = attempts.iter().find(|a| a.exercise == e.id).map(|a| &a.attempt);
+                let completed = attempt.is_some_and(|a| a.completed_at.is_some());
+                let used = attempt.map(|a| a.hints_used.max(0) as usize).unwrap_or(0);
+                let viewed = attempt.is_some_and(|a| a.solution_viewed_at.is_some());
+                ExerciseView {
+                    id: e.id.clone(),
+                    title: e.title.clone(),
+                    task_html: e.task_html.clone(),
+                    checks_html: e.checks_html.clone(),
+                    hints_total: e.hints.len(),
+                    hints_shown: e.hints.iter().take(used).map(|h| h.html.clone()).collect(),
+                    has_solution: e.solution_html.is_some(),
+                    solution_html: if completed || viewed {
+                        e.solution_html.clone()
+                    } else {
+                        None
+                    },
+                    completed,
+                }
             })
             .collect(),
         beacon: me.fresh,

@@ -25,6 +25,7 @@ pub struct PlaygroundUrls {
     pub fit_js: String,
     pub web_links_js: String,
     pub playground_js: String,
+    pub grading_js: String,
 }
 
 pub struct ModuleCard {
@@ -59,8 +60,15 @@ pub struct ExerciseView {
     pub id: String,
     pub title: String,
     pub task_html: String,
-    pub hints_html: Vec<String>,
+    /// Each check's description; the page ticks them as the grader reports.
+    pub checks_html: Vec<String>,
+    pub hints_total: usize,
+    /// The hints this learner has revealed already.
+    pub hints_shown: Vec<String>,
+    pub has_solution: bool,
+    /// Shown when the learner asked for it before or finished the exercise.
     pub solution_html: Option<String>,
+    pub completed: bool,
 }
 
 #[derive(Template, WebTemplate)]

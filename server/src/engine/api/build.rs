@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Extension, Query, RawQuery, Request};
@@ -64,6 +65,9 @@ struct NodeImages {
     node: Arc<Node>,
     /// `--pull`: every FROM comes from the catalog afresh, as Docker pulls it.
     always_pull: bool,
+    /// Cache lookups and hits, for the node's build record.
+    lookups: AtomicUsize,
+    hits: AtomicUsize,
 }
 
 impl NodeImages {
@@ -119,7 +123,12 @@ impl BaseImages for NodeImages {
     }
 
     fn cache_get(&self, store: &Store, key: &str) -> Option<String> {
-        store.cache_get(&self.key(key))
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let hit = store.cache_get(&self.key(key));
+        if hit.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
 
     fn step_dir(&self, _store: &Store) -> Result<PathBuf, ImageError> {
@@ -333,6 +342,8 @@ async fn run_build(
     let bases = NodeImages {
         node: node.clone(),
         always_pull: p.pull,
+        lookups: AtomicUsize::new(0),
+        hits: AtomicUsize::new(0),
     };
     let (ptx, mut prx): (Progress, _) = tokio::sync::mpsc::unbounded_channel();
     let quiet = p.quiet;
@@ -359,6 +370,13 @@ async fn run_build(
     let _ = forward.await;
     match result {
         Ok(built) => {
+            super::super::builds::record(
+                node,
+                &built.id,
+                &built.tags,
+                bases.lookups.load(Ordering::Relaxed),
+                bases.hits.load(Ordering::Relaxed),
+            );
             if quiet {
                 let _ = tx.send(json!({ "stream": format!("{}\n", built.id) })).await;
             }
