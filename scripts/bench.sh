@@ -19,3 +19,5 @@ SLIPWAY_CATALOG_DIR="${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}" "$bin" 
 # The engine benchmark: docker run and docker compose through the real clients in a node
 # (slipway/node, busybox and redis from the same catalog).
 SLIPWAY_CATALOG_DIR="${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}" "$bin" bench engine
+# Live grading: an engine event to the check's new result on the lesson page's socket.
+SLIPWAY_CATALOG_DIR="${SLIPWAY_CATALOG_DIR:-/var/cache/slipway/catalog}" "$bin" bench grading

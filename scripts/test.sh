@@ -35,6 +35,11 @@ log "catalog images in $SLIPWAY_CATALOG_DIR"
 log "lessons lint"
 "$(target_dir)/debug/slipway" lessons lint --strict
 
+# Lesson CI: every exercise's checks fail on a fresh playground and pass after its
+# solution, through the real docker CLI in real nodes.
+log "lessons verify"
+"$(target_dir)/debug/slipway" lessons verify
+
 log "tests"
 cargo test --workspace --locked -- --test-threads 2
 

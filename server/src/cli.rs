@@ -293,6 +293,23 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Live grading: from an engine event to the check's new result on the lesson page's
+    /// socket (target: median ≤ 50 ms), against one check-script evaluation in the node.
+    /// Needs root and slipway/node in the catalog.
+    Grading {
+        #[arg(
+            long,
+            env = "SLIPWAY_CATALOG_DIR",
+            value_name = "DIR",
+            default_value = "/var/cache/slipway/catalog"
+        )]
+        catalog_dir: PathBuf,
+        /// Timed rounds, each a volume created and removed (two samples).
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Playgrounds: POST to the shell's prompt (against a bare start of the node image),
     /// keystroke echo with 100 typing terminals (against bash on plain PTYs), and host
     /// memory per idle playground. Needs root and slipway/node in the catalog.

@@ -143,6 +143,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(BenchCommand::Grading {
+            catalog_dir,
+            rounds,
+            json,
+        }) => {
+            let figures = slipway::bench::grading::run(&slipway::bench::grading::Options { catalog_dir, rounds })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                slipway::bench::grading::print(&figures);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(BenchCommand::Engine {
             catalog_dir,
             runs,

@@ -30,6 +30,11 @@ pub struct LabServer {
 impl LabServer {
     /// `limits`: lines of the `[playgrounds]` table (`pids = 256`).
     pub fn start(limits: &str) -> LabServer {
+        Self::start_on(&repo().join("lessons"), limits)
+    }
+
+    /// As [`LabServer::start`], serving the lessons in `lessons`.
+    pub fn start_on(lessons: &std::path::Path, limits: &str) -> LabServer {
         let config = tempfile::Builder::new()
             .prefix("slipway-test-config-")
             .tempdir()
@@ -43,7 +48,7 @@ impl LabServer {
         let cgroup_root = format!("slipway-test-pg-{}-{nanos:x}", std::process::id());
         let images = catalog_images();
         let server = Server::start_with(
-            &repo().join("lessons"),
+            lessons,
             &[
                 ("SLIPWAY_IMAGES", images.to_str().unwrap()),
                 ("SLIPWAY_CONFIG", path.to_str().unwrap()),

@@ -52,7 +52,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn of(mut ms: Vec<f64>) -> Stats {
+    pub fn of(mut ms: Vec<f64>) -> Stats {
         if ms.is_empty() {
             return Stats {
                 samples: 0,

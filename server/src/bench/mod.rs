@@ -1,6 +1,7 @@
 //! `slipway bench`: the speed targets, measured against a peer in the same run.
 
 pub mod engine;
+pub mod grading;
 pub mod images;
 pub mod playground;
 pub mod runtime;

@@ -258,10 +258,38 @@ fn container_mismatch(node: &Node, st: &State, rec: &ContainerRecord, c: &Contai
 
 fn mount_mismatch(rec: &ContainerRecord, m: &MountCheck) -> Option<String> {
     let who = &rec.name;
-    let Some(have) = rec.mounts.iter().find(|x| {
-        x.destination.as_deref().map(|d| d.trim_end_matches('/')) == Some(m.destination.trim_end_matches('/'))
-    }) else {
-        return Some(format!("{who} has nothing mounted at {}", m.destination));
+    let dest = m.destination.trim_end_matches('/');
+    let Some(have) = rec
+        .mounts
+        .iter()
+        .find(|x| x.destination.as_deref().map(|d| d.trim_end_matches('/')) == Some(dest))
+    else {
+        // `--tmpfs` mounts are not among Docker's Mounts; they are HostConfig.Tmpfs.
+        let tmpfs = rec.host_config.tmpfs.as_ref().and_then(|t| {
+            t.iter()
+                .find(|(d, _)| d.trim_end_matches('/') == dest)
+                .map(|(_, opts)| opts.clone())
+        });
+        let Some(opts) = tmpfs else {
+            return Some(format!("{who} has nothing mounted at {}", m.destination));
+        };
+        if let Some(t) = m.kind.as_deref().filter(|t| *t != "tmpfs") {
+            return Some(format!("{who} has a tmpfs at {}, not a {t}", m.destination));
+        }
+        if m.volume.is_some() || m.source.is_some() {
+            return Some(format!("{who} has a tmpfs at {}", m.destination));
+        }
+        let ro = opts.split(',').any(|o| o == "ro");
+        if let Some(want) = m.read_only
+            && want != ro
+        {
+            return Some(format!(
+                "{who}'s tmpfs at {} is {}",
+                m.destination,
+                if ro { "read-only" } else { "writable" }
+            ));
+        }
+        return None;
     };
     let typ = have.typ.as_ref().map(spelled).unwrap_or_default();
     if let Some(t) = &m.kind

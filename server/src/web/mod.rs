@@ -9,6 +9,7 @@ mod grading;
 pub mod identity;
 mod pages;
 mod playground;
+mod progress;
 mod proxy;
 pub mod templates;
 
@@ -171,6 +172,7 @@ pub fn router(state: AppState) -> Router {
             "/learn/{module}/{lesson}/exercises/{exercise}/solution",
             post(grading::solution),
         )
+        .route("/progress", get(progress::show))
         .route("/account", get(account::show))
         .route("/account/signup", post(account::signup))
         .route("/account/login", post(account::login))

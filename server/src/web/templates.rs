@@ -145,3 +145,30 @@ pub struct AdminImagesPage {
     pub building: bool,
     pub rows: Vec<ImageRow>,
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "progress.html")]
+pub struct ProgressPage {
+    pub frame: Frame,
+    pub lessons: Vec<ProgressLesson>,
+    pub done: usize,
+    pub total: usize,
+}
+
+pub struct ProgressLesson {
+    pub title: String,
+    pub url: String,
+    pub completed: bool,
+    pub exercises: Vec<ProgressExercise>,
+}
+
+pub struct ProgressExercise {
+    pub url: String,
+    pub title: String,
+    /// new, started or done.
+    pub status: &'static str,
+    pub started: String,
+    pub took: String,
+    pub hints: String,
+    pub solution_viewed: bool,
+}
