@@ -1,7 +1,8 @@
 //! The course site in a real headless Chromium (Debian's `chromium`): pages load with no
 //! console error, Copy puts the command on the clipboard, Run without a terminal says so,
 //! diagrams are drawn, and the theme switches; a playground's terminal takes typed input,
-//! Run buttons, a window resize and a reload.
+//! Run buttons, a window resize and a reload; a graded exercise ticks its checks as the
+//! learner types in that terminal, and untick them when the work is undone.
 
 use std::ffi::OsStr;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Browser as Cdp, Log, Runtime};
 use headless_chrome::{Browser, LaunchOptions, Tab};
+use slipway_e2e::lab::LabServer;
 use slipway_e2e::{Server, repo};
 
 fn chromium() -> Browser {
@@ -377,4 +379,176 @@ fn a_playground_terminal_types_runs_resizes_and_survives_a_reload() {
     for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
         let _ = std::fs::remove_dir(h.path().join(&cgroup_root));
     }
+}
+
+/// The graded lesson of the test below: a volume and a file in it, a plain hint and one
+/// offered while the volume exists but the exercise is not done.
+const GRADED_LESSON: &str = r#"---
+title: Keep notes
+summary: A graded lesson for the browser test.
+exercises:
+  - id: keep-notes
+    title: Notes that outlive their container
+    task: Keep a note saying hello in a volume named `notes`.
+    checks:
+      - description: A volume named `notes` exists
+        volume: {name: notes}
+      - description: Its file `hello.txt` says hello
+        volume: {name: notes, file: {path: hello.txt, contains: hello}}
+    hints:
+      - Volumes are made by `docker volume create`.
+      - text: Write the file from a container that mounts the volume, with `-v notes:/data`.
+        when:
+          volume: {name: notes}
+    solution: |
+      docker volume create notes
+      docker run --rm -v notes:/data busybox sh -c 'echo hello > /data/hello.txt'
+---
+Volumes keep what containers write.
+"#;
+
+/// `data-state` of every check, in order.
+fn check_states(tab: &Tab) -> Vec<String> {
+    eval(
+        tab,
+        "JSON.stringify(Array.from(document.querySelectorAll('li.check')).map(li => li.getAttribute('data-state')))",
+    )
+    .as_str()
+    .and_then(|s| serde_json::from_str(s).ok())
+    .unwrap_or_default()
+}
+
+#[test]
+fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
+    let started = Instant::now();
+    let lessons = tempfile::Builder::new()
+        .prefix("slipway-test-browser-grading-")
+        .tempdir()
+        .unwrap();
+    let module = lessons.path().join("01-notes");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(module.join("module.yaml"), "title: Notes\n").unwrap();
+    std::fs::write(module.join("01-keep-notes.md"), GRADED_LESSON).unwrap();
+    let (code, out, err) = slipway_e2e::run(&["lessons", "lint", "--lessons", lessons.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "the test lesson must lint clean:\n{out}{err}");
+    // Declared before the browser, so dropped after it; its drop removes every playground
+    // and the cgroup root, also when the test fails.
+    let lab = LabServer::start_on(lessons.path(), "");
+    let server = &lab.server;
+    let browser = chromium();
+    let tab = browser.new_tab().expect("tab");
+    let errors = watch_errors(&tab);
+    tab.navigate_to(&format!("{}/learn/notes/keep-notes", server.url))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    tab.wait_for_element(".exercise[data-exercise=keep-notes]")
+        .expect("the exercise");
+    assert_eq!(check_states(&tab), ["unknown", "unknown"], "no results before a playground");
+
+    // Open the playground: the grading socket follows, and the first results say that
+    // nothing is done yet.
+    tab.wait_for_element("[data-playground-open]").unwrap().click().unwrap();
+    wait_until(
+        &tab,
+        "!!(window.slipwayPlayground && window.slipwayPlayground.active())",
+    );
+    wait_for_text(&tab, "node1");
+    wait_until(&tab, "document.querySelector('.exercises').classList.contains('grading-live')");
+    wait_until(
+        &tab,
+        "Array.from(document.querySelectorAll('li.check')).every(li => li.getAttribute('data-state') === 'failed')",
+    );
+    assert_eq!(check_states(&tab), ["failed", "failed"]);
+    let detail = eval(&tab, "document.querySelector('li.check .check-detail').textContent");
+    assert!(
+        detail.as_str().is_some_and(|d| d.contains("notes")),
+        "a failed check says why: {detail}"
+    );
+    assert_eq!(
+        eval(&tab, "document.querySelector('.exercise').classList.contains('complete')"),
+        serde_json::Value::Bool(false)
+    );
+
+    // A hint on request.
+    tab.find_element("[data-hint-button]").unwrap().click().unwrap();
+    wait_until(&tab, "document.querySelectorAll('.hints .hint').length === 1");
+    let hint = eval(&tab, "document.querySelector('.hints .hint').textContent");
+    assert!(
+        hint.as_str().is_some_and(|h| h.contains("Hint 1") && h.contains("docker volume create")),
+        "{hint}"
+    );
+    wait_until(
+        &tab,
+        "document.querySelector('[data-hint-button]').textContent === 'Show another hint'",
+    );
+
+    // The learner types; the checks tick themselves, one by one, without a reload.
+    type_line(&tab, "docker volume create notes");
+    wait_until(
+        &tab,
+        "document.querySelector('li.check[data-check=\"0\"]').getAttribute('data-state') === 'passed'",
+    );
+    assert_eq!(check_states(&tab), ["passed", "failed"]);
+    // The second hint's condition holds now: its button is highlighted.
+    wait_until(&tab, "document.querySelector('[data-hint-button]').classList.contains('offered')");
+
+    type_line(
+        &tab,
+        "docker run --rm -v notes:/data busybox sh -c 'echo hello > /data/hello.txt'",
+    );
+    wait_until(
+        &tab,
+        "Array.from(document.querySelectorAll('li.check')).every(li => li.getAttribute('data-state') === 'passed') \
+         && document.querySelector('.exercise').classList.contains('complete') \
+         && document.querySelector('.exercise').getAttribute('data-complete') === 'true'",
+    );
+    // Done: the status says so, the hint is no longer pushed, and the solution is shown.
+    let status = eval(&tab, "document.querySelector('.exercise-status').textContent");
+    assert!(status.as_str().is_some_and(|s| s.contains("every check passes")), "{status}");
+    assert_eq!(
+        eval(&tab, "document.querySelector('[data-hint-button]').classList.contains('offered')"),
+        serde_json::Value::Bool(false)
+    );
+    wait_until(
+        &tab,
+        "!document.querySelector('[data-solution]').hidden \
+         && document.querySelector('[data-solution]').textContent.includes('docker volume create notes')",
+    );
+    // The page's styles apply: a done exercise keeps its block layout, with a green edge.
+    let look = eval(
+        &tab,
+        "(() => { const ex = document.querySelector('.exercise'); const s = getComputedStyle(ex); \
+         const mark = getComputedStyle(document.querySelector('li.check .check-mark')); \
+         return s.display + ' ' + (s.borderLeftColor !== getComputedStyle(document.querySelector('.grading-note')).color) \
+         + ' ' + mark.backgroundColor; })()",
+    );
+    let look = look.as_str().unwrap_or_default().to_string();
+    assert!(look.starts_with("block true"), "{look}");
+    assert!(!look.ends_with("rgba(0, 0, 0, 0)"), "a passed check's mark is filled: {look}");
+
+    // Undoing the work turns the checks back.
+    type_line(&tab, "docker volume rm notes");
+    wait_until(
+        &tab,
+        "Array.from(document.querySelectorAll('li.check')).every(li => li.getAttribute('data-state') === 'failed') \
+         && !document.querySelector('.exercise').classList.contains('complete') \
+         && document.querySelector('.exercise').getAttribute('data-complete') === 'false'",
+    );
+    assert_no_errors(&errors, "while grading");
+
+    // Closing the playground removes it on the server.
+    let id = eval(
+        &tab,
+        "fetch('/api/playgrounds/mine').then(r => r.json()).then(p => p.id)",
+    );
+    let id = id.as_str().expect("the learner's playground").to_string();
+    let r = server
+        .client()
+        .delete(format!("{}/api/playgrounds/{id}", server.url))
+        .bearer_auth(server.admin_token())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    eprintln!("graded exercise in Chromium: {:.1} s", started.elapsed().as_secs_f64());
 }

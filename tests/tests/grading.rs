@@ -153,6 +153,18 @@ exercises:
       - {description: all_of, all_of: [{volume: {name: notes}}, {volume: {name: nope}}]}
     solution: |
       true
+  - id: small
+    title: One volume
+    task: Make the volume `tiny`.
+    checks:
+      - description: The volume `tiny` exists
+        volume: {name: tiny}
+    hints:
+      - The first hint says volume create.
+      - text: The second hint is offered once tiny-ish exists.
+        when: {volume: {name: tinyish}}
+    solution: |
+      docker volume create tiny
 ---
 The grader's test lesson.
 "#;
@@ -406,7 +418,7 @@ fn the_live_socket_follows_the_engine() {
         };
         // Set up, then the first results of both exercises.
         let mut seen = Vec::new();
-        while seen.iter().filter(|m: &&Value| m["type"] == "results").count() < 2 {
+        while seen.iter().filter(|m: &&Value| m["type"] == "results").count() < 3 {
             seen.push(next().await);
         }
         assert!(seen.iter().any(|m| m["type"] == "setup" && m["exercise"] == "right" && m["error"].is_null()));
@@ -438,4 +450,139 @@ fn the_live_socket_follows_the_engine() {
             }
         }
     });
+}
+
+/// What a learner sees: hints one at a time, the solution on request, the exercise done
+/// the moment its check passes (over the page's socket, with the learner's cookie), and
+/// all of it on the progress page.
+#[test]
+fn a_learners_attempt_is_recorded_and_shown() {
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let lab = Lab::start();
+    let learner = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let page = learner.get(lab.url("/learn/checks/every-check")).send().unwrap();
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("slipway_learner="))
+        .expect("a learner cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().unwrap();
+    assert_eq!(html.matches(r#"<li class="check""#).count(), 18 + 59 + 1, "every check is listed");
+    assert!(!html.contains("The first hint says"), "hints are not in the page before they are asked for");
+
+    let hint = |n: u64| -> Value {
+        let r = learner
+            .post(lab.url("/learn/checks/every-check/exercises/small/hint"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), if n <= 2 { 200 } else { 404 });
+        r.json().unwrap()
+    };
+    let first = hint(1);
+    assert_eq!(first["index"], json!(1));
+    assert!(first["html"].as_str().unwrap().contains("The first hint says"), "{first}");
+    assert_eq!(hint(2)["remaining"], json!(0));
+    assert!(hint(3)["message"].as_str().unwrap().contains("no more hints"));
+    let html = learner.get(lab.url("/learn/checks/every-check")).send().unwrap().text().unwrap();
+    assert!(html.contains("The first hint says") && html.contains("The second hint is offered"));
+
+    // The learner's own playground, graded over the page's socket.
+    let pg: Value = learner
+        .post(lab.url("/api/playgrounds"))
+        .json(&json!({ "nodes": 1 }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = pg["id"].as_str().unwrap_or_else(|| panic!("no playground: {pg}")).to_string();
+    let ws_url = lab
+        .url(&format!("/learn/checks/every-check/grading?playground={id}"))
+        .replacen("http", "ws", 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let done = rt.block_on(async {
+        use futures_util::StreamExt;
+        let mut request = ws_url.into_client_request().unwrap();
+        request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("the grading socket");
+        let mut small = async || -> Value {
+            loop {
+                let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
+                    .await
+                    .expect("a message within 30 s")
+                    .unwrap()
+                    .unwrap();
+                if let Message::Text(t) = m {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "results" && v["exercise"] == "small" {
+                        return v;
+                    }
+                }
+            }
+        };
+        let first = small().await;
+        assert_eq!(first["complete"], json!(false));
+        assert!(first["solution_html"].is_null(), "no solution before it is done");
+        let out = tokio::task::block_in_place(|| {
+            learner
+                .post(lab.url(&format!("/api/playgrounds/{id}/nodes/node1/exec")))
+                .json(&json!({ "cmd": ["docker", "volume", "create", "tinyish"] }))
+                .send()
+                .unwrap()
+                .json::<Value>()
+                .unwrap()
+        });
+        assert_eq!(out["exit_code"], json!(0), "{out}");
+        // The conditional hint is offered while its condition holds.
+        let offered = small().await;
+        assert_eq!(offered["offered_hint"], json!(2), "{offered}");
+        tokio::task::block_in_place(|| {
+            learner
+                .post(lab.url(&format!("/api/playgrounds/{id}/nodes/node1/exec")))
+                .json(&json!({ "cmd": ["docker", "volume", "create", "tiny"] }))
+                .send()
+                .unwrap()
+        });
+        small().await
+    });
+    assert_eq!(done["complete"], json!(true), "{done}");
+    assert!(done["solution_html"].as_str().unwrap().contains("docker volume create tiny"));
+
+    let solution: Value = learner
+        .post(lab.url("/learn/checks/every-check/exercises/small/solution"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(solution["html"].as_str().unwrap().contains("docker volume create tiny"));
+
+    // The completion is written when the result is sent; the page reads the database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let progress = learner.get(lab.url("/progress")).send().unwrap().text().unwrap();
+        let row = progress
+            .split("<tr ")
+            .find(|r| r.contains("One volume"))
+            .unwrap_or_else(|| panic!("no row for the exercise:\n{progress}"))
+            .to_string();
+        if row.contains(r#"data-status="done""#) {
+            assert!(row.contains("2 of 2") && row.contains("Viewed"), "{row}");
+            assert!(progress.contains("1 of 3 exercises done"), "{progress}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the exercise is not shown as done:\n{row}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = learner.delete(lab.url(&format!("/api/playgrounds/{id}"))).send().unwrap();
+    assert_eq!(r.status().as_u16(), 204);
 }

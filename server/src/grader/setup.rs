@@ -72,5 +72,6 @@ pub async fn ensure(playgrounds: &Playgrounds, id: &str, key: &str, ex: &Exercis
     apply(playgrounds, id, ex).await?;
     let since = now_nanos();
     done.insert(key.to_string(), since);
+    pg.save_exercises(&done);
     Ok(since)
 }

@@ -153,6 +153,21 @@ impl Playground {
     fn node(&self, name: &str) -> Option<NodeInfo> {
         self.record().nodes.into_iter().find(|n| n.name == name)
     }
+
+    /// Keeps the exercises set up here across a restart of the server, so their setup is
+    /// not done twice (a second `docker network create` would fail).
+    pub fn save_exercises(&self, done: &HashMap<String, i128>) {
+        let path = self.dir.join("exercises.json");
+        let text: HashMap<&String, String> = done.iter().map(|(k, v)| (k, v.to_string())).collect();
+        if let Err(e) = crate::engine::state::write_json(&path, &text) {
+            tracing::warn!(error = format!("{e:#}"), "saving the playground's exercises");
+        }
+    }
+
+    fn saved_exercises(dir: &Path) -> HashMap<String, i128> {
+        let text: HashMap<String, String> = crate::engine::state::read_json(&dir.join("exercises.json")).unwrap_or_default();
+        text.into_iter().filter_map(|(k, v)| Some((k, v.parse().ok()?))).collect()
+    }
 }
 
 pub struct Playgrounds {
@@ -676,7 +691,7 @@ impl Playgrounds {
                         terminals: tokio::sync::Mutex::new(HashMap::new()),
                         endpoints: Mutex::new(Vec::new()),
                         engines: Mutex::new(HashMap::new()),
-                        exercises: tokio::sync::Mutex::new(HashMap::new()),
+                        exercises: tokio::sync::Mutex::new(Playground::saved_exercises(&entry.path())),
                         record: Mutex::new(record.clone()),
                     });
                     for node in &record.nodes {
