@@ -19,12 +19,10 @@
 //! then the server and its cgroup root.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use super::ServerProcess;
 use crate::playground::NODE_IMAGE;
 
 /// Targets from the issue.
@@ -142,20 +140,10 @@ done
 "#;
 
 pub fn run(o: &Options) -> Result<Figures> {
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!("the engine benchmark needs root (playgrounds are containers)");
-    }
     if o.runs == 0 || o.compose_runs == 0 {
         bail!("--runs and --compose-runs must be at least 1");
     }
-    let images = o.catalog_dir.join("images");
-    if !images.join("index.json").is_file() {
-        bail!(
-            "no image store at {}: build the catalog first (slipway images --data-dir {} ensure), or name it with --catalog-dir or SLIPWAY_CATALOG_DIR",
-            images.display(),
-            o.catalog_dir.display()
-        );
-    }
+    let images = super::lab::catalog_images(&o.catalog_dir)?;
     let store = slipway_runtime::image::store::Store::open(&images)?;
     for name in [NODE_IMAGE, "busybox:latest", "redis:latest"] {
         store.resolve(name).with_context(|| {
@@ -167,51 +155,15 @@ pub fn run(o: &Options) -> Result<Figures> {
         })?;
     }
 
-    let work = std::env::temp_dir().join(format!("slipway-bench-engine-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
-    let config = work.join("slipway.toml");
-    std::fs::write(&config, "[playgrounds]\nmemory_mib = 2048\npids = 2048\n")?;
-    let mut lab = Lab {
-        work,
-        cgroup_root: format!("slipway-bench-engine-{}", std::process::id()),
-        server: None,
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(1800))
-            .build()?,
-        base: String::new(),
-        token: String::new(),
-        playground: None,
+    let lab = Lab {
+        lab: super::lab::Lab::start("bench-engine", &o.lessons, &o.catalog_dir, "memory_mib = 2048\npids = 2048")?,
+        playground: String::new(),
     };
-    let server = ServerProcess::start_with_env(
-        &o.lessons,
-        &[
-            ("SLIPWAY_IMAGES", &images.display().to_string()),
-            ("SLIPWAY_CONFIG", &config.display().to_string()),
-            ("SLIPWAY_CGROUP_ROOT", &lab.cgroup_root),
-        ],
-    )?;
-    lab.base = format!("http://{}", server.addr);
-    lab.token = server.info()?["admin_token"]
-        .as_str()
-        .context("no admin token in server.json")?
-        .to_string();
-    lab.server = Some(server);
-
-    let r = lab
-        .http
-        .post(format!("{}/api/playgrounds", lab.base))
-        .bearer_auth(&lab.token)
-        .json(&serde_json::json!({"nodes": 1}))
-        .send()?;
-    if r.status() != 201 {
-        bail!(
-            "making a playground: HTTP {}: {}",
-            r.status(),
-            r.text().unwrap_or_default()
-        );
-    }
-    let pg: serde_json::Value = r.json()?;
-    lab.playground = Some(pg["id"].as_str().context("no playground id")?.to_string());
+    let pg = lab.lab.create_playground(1)?;
+    let lab = Lab {
+        playground: pg["id"].as_str().context("no playground id")?.to_string(),
+        ..lab
+    };
 
     // Set-up, not measured: the images pulled into the node's engine, the stack written.
     lab.exec(
@@ -274,27 +226,22 @@ fn samples(out: &str, kind: &str) -> Vec<f64> {
 
 /// What the benchmark made, removed when dropped (on errors and panics too).
 struct Lab {
-    work: PathBuf,
-    cgroup_root: String,
-    server: Option<ServerProcess>,
-    http: reqwest::blocking::Client,
-    base: String,
-    token: String,
-    playground: Option<String>,
+    lab: super::lab::Lab,
+    playground: String,
 }
 
 impl Lab {
     /// Runs a bash script in the playground's node1; its standard output, or an error with
     /// what it printed.
     fn exec(&self, script: &str, env: &[(&str, &str)]) -> Result<String> {
-        let id = self.playground.as_deref().context("no playground")?;
+        let id = &self.playground;
         let mut cmd = vec!["env".to_string()];
         cmd.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         cmd.extend(["bash".into(), "-c".into(), script.into()]);
         let r = self
-            .http
-            .post(format!("{}/api/playgrounds/{id}/nodes/node1/exec", self.base))
-            .bearer_auth(&self.token)
+            .lab.http
+            .post(format!("{}/api/playgrounds/{id}/nodes/node1/exec", self.lab.base))
+            .bearer_auth(&self.lab.token)
             .json(&serde_json::json!({ "cmd": cmd }))
             .send()?;
         if !r.status().is_success() {
@@ -310,36 +257,6 @@ impl Lab {
             );
         }
         Ok(stdout)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(id) = self.playground.take() {
-            let r = self
-                .http
-                .delete(format!("{}/api/playgrounds/{id}", self.base))
-                .bearer_auth(&self.token)
-                .send();
-            if !r.is_ok_and(|r| r.status().is_success()) {
-                eprintln!("warning: could not remove playground {id}");
-            }
-        }
-        self.server = None;
-        for _ in 0..50 {
-            let mut left = false;
-            for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-                let dir = h.path().join(&self.cgroup_root);
-                if dir.exists() && std::fs::remove_dir(&dir).is_err() {
-                    left = true;
-                }
-            }
-            if !left {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = std::fs::remove_dir_all(&self.work);
     }
 }
 

@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::ServerProcess;
 use super::engine::Stats;
+use super::lab::Lab;
 
 const TARGET_MS: f64 = 50.0;
 
@@ -58,43 +58,6 @@ pub struct Figures {
     pub target_ms: f64,
 }
 
-struct Lab {
-    server: Option<ServerProcess>,
-    http: reqwest::blocking::Client,
-    base: String,
-    token: String,
-    playground: Option<String>,
-    cgroup_root: String,
-    work: PathBuf,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(id) = self.playground.take() {
-            let _ = self
-                .http
-                .delete(format!("{}/api/playgrounds/{id}", self.base))
-                .bearer_auth(&self.token)
-                .send();
-        }
-        self.server = None;
-        for _ in 0..50 {
-            let mut left = false;
-            for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-                let dir = h.path().join(&self.cgroup_root);
-                if dir.exists() && std::fs::remove_dir(&dir).is_err() {
-                    left = true;
-                }
-            }
-            if !left {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = std::fs::remove_dir_all(&self.work);
-    }
-}
-
 /// One Engine API call on the node's socket (the change being graded).
 fn engine_call(socket: &Path, method: &str, path: &str, body: &str) -> Result<u16> {
     let mut s = UnixStream::connect(socket).with_context(|| format!("connecting {}", socket.display()))?;
@@ -113,60 +76,36 @@ fn engine_call(socket: &Path, method: &str, path: &str, body: &str) -> Result<u1
         .context("no status line from the engine")
 }
 
+/// The benchmark's lessons directory, removed when it ends (the server rereads it).
+struct Lessons(PathBuf);
+
+impl Lessons {
+    fn write() -> Result<Lessons> {
+        let dir = std::env::temp_dir().join(format!("slipway-bench-grading-lessons-{}", std::process::id()));
+        let lessons = Lessons(dir);
+        let module = lessons.0.join("01-bench");
+        std::fs::create_dir_all(&module)?;
+        std::fs::write(module.join("module.yaml"), "title: Bench\n")?;
+        std::fs::write(module.join("01-grading.md"), LESSON)?;
+        Ok(lessons)
+    }
+}
+
+impl Drop for Lessons {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn now_nanos() -> i128 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos()
 }
 
 pub fn run(o: &Options) -> Result<Figures> {
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!("the grading benchmark needs root (playgrounds are containers)");
-    }
-    let images = o.catalog_dir.join("images");
-    if !images.join("index.json").is_file() {
-        bail!(
-            "no image store at {}: build the catalog first, or name it with --catalog-dir or SLIPWAY_CATALOG_DIR",
-            images.display()
-        );
-    }
-    let work = std::env::temp_dir().join(format!("slipway-bench-grading-{}", std::process::id()));
-    let module = work.join("lessons/01-bench");
-    std::fs::create_dir_all(&module)?;
-    std::fs::write(module.join("module.yaml"), "title: Bench\n")?;
-    std::fs::write(module.join("01-grading.md"), LESSON)?;
-    let config = work.join("slipway.toml");
-    std::fs::write(&config, "[playgrounds]\nmemory_mib = 1024\n")?;
-    let cgroup_root = format!("slipway-bench-grading-{}", std::process::id());
-    let server = ServerProcess::start_with_env(
-        &work.join("lessons"),
-        &[
-            ("SLIPWAY_IMAGES", &images.display().to_string()),
-            ("SLIPWAY_CONFIG", &config.display().to_string()),
-            ("SLIPWAY_CGROUP_ROOT", &cgroup_root),
-        ],
-    )?;
-    let mut lab = Lab {
-        base: format!("http://{}", server.addr),
-        token: server.info()?["admin_token"]
-            .as_str()
-            .context("no admin token")?
-            .to_string(),
-        server: Some(server),
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()?,
-        playground: None,
-        cgroup_root,
-        work,
-    };
-    let record: serde_json::Value = lab
-        .http
-        .post(format!("{}/api/playgrounds", lab.base))
-        .bearer_auth(&lab.token)
-        .json(&serde_json::json!({ "nodes": 1 }))
-        .send()?
-        .json()?;
+    let lessons = Lessons::write()?;
+    let lab = Lab::start("bench-grading", &lessons.0, &o.catalog_dir, "memory_mib = 1024")?;
+    let record = lab.create_playground(1)?;
     let id = record["id"].as_str().context("no playground made")?.to_string();
-    lab.playground = Some(id.clone());
     let socket = PathBuf::from(
         record["nodes"][0]["docker_host"]
             .as_str()
@@ -252,6 +191,7 @@ pub fn run(o: &Options) -> Result<Figures> {
         }
         anyhow::Ok((event_ms, request_ms))
     })?;
+    lab.remove_playground(&id)?;
     drop(lab);
     Ok(Figures {
         event_to_page: Stats::of(event_to_page),

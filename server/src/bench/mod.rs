@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod grading;
 pub mod images;
+pub mod lab;
 pub mod playground;
 pub mod runtime;
 pub mod site;

@@ -311,23 +311,7 @@ impl Drop for Lab {
         self.server = None;
         self.node_root = None;
         // Parents first made by the server and the bare starts, empty by now.
-        for _ in 0..50 {
-            let mut left = false;
-            for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-                for dir in [
-                    h.path().join(&self.cgroup_root).join("bare"),
-                    h.path().join(&self.cgroup_root),
-                ] {
-                    if dir.exists() && std::fs::remove_dir(&dir).is_err() {
-                        left = true;
-                    }
-                }
-            }
-            if !left {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::lab::remove_cgroup_dirs(&[format!("{}/bare", self.cgroup_root), self.cgroup_root.clone()]);
         let _ = std::fs::remove_dir_all(&self.work);
     }
 }

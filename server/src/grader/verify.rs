@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::bench::ServerProcess;
+use crate::bench::lab::Lab;
 use crate::course::Course;
 
 pub struct Options {
@@ -94,28 +94,14 @@ fn jobs(course: &Course, only: &[PathBuf]) -> Result<Vec<Job>> {
     Ok(out)
 }
 
-struct Lab {
-    server: Option<ServerProcess>,
-    base: String,
-    token: String,
-    http: reqwest::blocking::Client,
-    cgroup_root: String,
-    work: PathBuf,
+/// Lesson CI's steps, on a lab server.
+struct Verifier {
+    lab: Lab,
 }
 
-impl Lab {
+impl Verifier {
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().with_context(|| format!("calling {path}"))?;
-        let status = resp.status().as_u16();
-        let text = resp.text()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        self.lab.call(method, path, body)
     }
 
     fn evaluate(&self, pg: &str, job: &Job) -> Result<Value> {
@@ -145,27 +131,18 @@ impl Lab {
             settle_ms: 0,
             total_ms: 0,
         };
-        let (status, v) = match self.call(
-            reqwest::Method::POST,
-            "/api/playgrounds",
-            Some(json!({ "nodes": job.nodes })),
-        ) {
-            Ok(r) => r,
+        let pg = match self.lab.create_playground(job.nodes) {
+            Ok(v) => v["id"].as_str().unwrap_or_default().to_string(),
             Err(e) => {
                 report.problems.push(format!("{e:#}"));
                 return report;
             }
         };
-        let Some(pg) = v["id"].as_str().map(str::to_string).filter(|_| status == 201) else {
-            report.problems.push(format!("no playground: {status} {v}"));
-            return report;
-        };
         if let Err(e) = self.steps(&pg, job, settle, &mut report) {
             report.problems.push(format!("{e:#}"));
         }
-        match self.call(reqwest::Method::DELETE, &format!("/api/playgrounds/{pg}"), None) {
-            Ok((204, _)) => {}
-            other => report.problems.push(format!("removing the playground: {other:?}")),
+        if let Err(e) = self.lab.remove_playground(&pg) {
+            report.problems.push(format!("{e:#}"));
         }
         report.total_ms = started.elapsed().as_millis();
         report.passed = report.problems.is_empty();
@@ -246,31 +223,8 @@ fn tail(s: &str) -> String {
     lines[start..].iter().map(|l| format!("    {l}\n")).collect()
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.server = None;
-        for _ in 0..50 {
-            let mut left = false;
-            for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-                let dir = h.path().join(&self.cgroup_root);
-                if dir.exists() && std::fs::remove_dir(&dir).is_err() {
-                    left = true;
-                }
-            }
-            if !left {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = std::fs::remove_dir_all(&self.work);
-    }
-}
-
 /// Verifies the exercises; prints a line per exercise as it finishes.
 pub fn run(o: &Options) -> Result<Vec<Report>> {
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!("lessons verify needs root (playgrounds are containers)");
-    }
     let course = Course::load(&o.lessons);
     let broken: Vec<String> = course
         .all_problems()
@@ -282,45 +236,10 @@ pub fn run(o: &Options) -> Result<Vec<Report>> {
         bail!("the lessons have errors (slipway lessons lint):\n{}", broken.join("\n"));
     }
     let jobs = jobs(&course, &o.only)?;
-    let images = o.catalog_dir.join("images");
-    if !images.join("index.json").is_file() {
-        bail!(
-            "no image store at {}: build the catalog first (slipway images --data-dir {} ensure), or name it with --catalog-dir or SLIPWAY_CATALOG_DIR",
-            images.display(),
-            o.catalog_dir.display()
-        );
-    }
-    let work = std::env::temp_dir().join(format!("slipway-verify-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
-    let config = work.join("slipway.toml");
-    // Playgrounds as a learner has them; as many at once as there are jobs.
-    std::fs::write(&config, "[playgrounds]\nmemory_mib = 2048\n")?;
-    let cgroup_root = format!("slipway-verify-{}", std::process::id());
-    let mut lab = Lab {
-        server: None,
-        base: String::new(),
-        token: String::new(),
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(600))
-            .build()?,
-        cgroup_root: cgroup_root.clone(),
-        work,
+    // Playgrounds as a learner has them.
+    let lab = Verifier {
+        lab: Lab::start("verify", &o.lessons, &o.catalog_dir, "memory_mib = 2048")?,
     };
-    let server = ServerProcess::start_with_env(
-        &o.lessons,
-        &[
-            ("SLIPWAY_IMAGES", &images.display().to_string()),
-            ("SLIPWAY_CONFIG", &config.display().to_string()),
-            ("SLIPWAY_CGROUP_ROOT", &cgroup_root),
-        ],
-    )?;
-    lab.base = format!("http://{}", server.addr);
-    lab.token = server.info()?["admin_token"]
-        .as_str()
-        .context("no admin token in server.json")?
-        .to_string();
-    lab.server = Some(server);
-
     let next = std::sync::Mutex::new(jobs.iter());
     let reports = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {

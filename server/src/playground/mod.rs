@@ -165,8 +165,11 @@ impl Playground {
     }
 
     fn saved_exercises(dir: &Path) -> HashMap<String, i128> {
-        let text: HashMap<String, String> = crate::engine::state::read_json(&dir.join("exercises.json")).unwrap_or_default();
-        text.into_iter().filter_map(|(k, v)| Some((k, v.parse().ok()?))).collect()
+        let text: HashMap<String, String> =
+            crate::engine::state::read_json(&dir.join("exercises.json")).unwrap_or_default();
+        text.into_iter()
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect()
     }
 }
 

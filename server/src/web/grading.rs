@@ -42,12 +42,28 @@ fn lesson(app: &AppState, module: &str, lesson: &str) -> Result<(String, Arc<Les
     Ok((found.lesson.key(), body))
 }
 
+/// One exercise of a lesson, as found from a request's path.
+struct Found {
+    key: String,
+    body: Arc<LessonBody>,
+    index: usize,
+}
+
+impl Found {
+    fn exercise(&self) -> &Exercise {
+        &self.body.exercises[self.index]
+    }
+}
+
 #[allow(clippy::result_large_err)]
-fn exercise<'b>(body: &'b LessonBody, id: &str) -> Result<&'b Exercise, Response> {
-    body.exercises
+fn exercise(app: &AppState, module: &str, lesson_slug: &str, id: &str) -> Result<Found, Response> {
+    let (key, body) = lesson(app, module, lesson_slug)?;
+    let index = body
+        .exercises
         .iter()
-        .find(|e| e.id == id)
-        .ok_or_else(|| message(StatusCode::NOT_FOUND, "no such exercise"))
+        .position(|e| e.id == id)
+        .ok_or_else(|| message(StatusCode::NOT_FOUND, "no such exercise"))?;
+    Ok(Found { key, body, index })
 }
 
 fn learner(caller: &Caller) -> Option<LearnerId> {
@@ -179,18 +195,15 @@ pub async fn hint(
     caller: Caller,
     Path((module, lesson_slug, ex_id)): Path<(String, String, String)>,
 ) -> Response {
-    let (key, body) = match lesson(&app, &module, &lesson_slug) {
-        Ok(l) => l,
+    let found = match exercise(&app, &module, &lesson_slug, &ex_id) {
+        Ok(f) => f,
         Err(r) => return r,
     };
-    let ex = match exercise(&body, &ex_id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let (key, ex) = (&found.key, found.exercise());
     let Some(me) = learner(&caller) else {
         return message(StatusCode::BAD_REQUEST, "hints are a learner's");
     };
-    let used = match app.store.attempts(&me, Some(&key)).await {
+    let used = match app.store.attempts(&me, Some(key)).await {
         Ok(all) => all
             .into_iter()
             .find(|a| a.exercise == ex.id)
@@ -202,7 +215,7 @@ pub async fn hint(
     let Some(h) = ex.hints.get(next - 1) else {
         return message(StatusCode::NOT_FOUND, "there are no more hints");
     };
-    if let Err(e) = app.store.use_hints(&me, &key, &ex.id, next as i64).await {
+    if let Err(e) = app.store.use_hints(&me, key, &ex.id, next as i64).await {
         return super::AppError::from(e).into_response();
     }
     Json(json!({ "index": next, "html": h.html, "remaining": ex.hints.len() - next })).into_response()
@@ -214,19 +227,16 @@ pub async fn solution(
     caller: Caller,
     Path((module, lesson_slug, ex_id)): Path<(String, String, String)>,
 ) -> Response {
-    let (key, body) = match lesson(&app, &module, &lesson_slug) {
-        Ok(l) => l,
+    let found = match exercise(&app, &module, &lesson_slug, &ex_id) {
+        Ok(f) => f,
         Err(r) => return r,
     };
-    let ex = match exercise(&body, &ex_id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let (key, ex) = (&found.key, found.exercise());
     let Some(html) = &ex.solution_html else {
         return message(StatusCode::NOT_FOUND, "this exercise has no solution to show");
     };
     if let Some(me) = learner(&caller)
-        && let Err(e) = app.store.view_solution(&me, &key, &ex.id).await
+        && let Err(e) = app.store.view_solution(&me, key, &ex.id).await
     {
         return super::AppError::from(e).into_response();
     }
@@ -239,14 +249,11 @@ pub async fn setup_exercise(
     caller: Caller,
     Path((id, module, lesson_slug, ex_id)): Path<(String, String, String, String)>,
 ) -> Response {
-    let (key, body) = match lesson(&app, &module, &lesson_slug) {
-        Ok(l) => l,
+    let found = match exercise(&app, &module, &lesson_slug, &ex_id) {
+        Ok(f) => f,
         Err(r) => return r,
     };
-    let ex = match exercise(&body, &ex_id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let (key, ex) = (&found.key, found.exercise());
     let pgs = match super::proxy::owned(&app, &caller, &id) {
         Ok((pgs, _)) => pgs,
         Err(e) => return e.into_response(),
@@ -263,14 +270,11 @@ pub async fn evaluate_exercise(
     caller: Caller,
     Path((id, module, lesson_slug, ex_id)): Path<(String, String, String, String)>,
 ) -> Response {
-    let (key, body) = match lesson(&app, &module, &lesson_slug) {
-        Ok(l) => l,
+    let found = match exercise(&app, &module, &lesson_slug, &ex_id) {
+        Ok(f) => f,
         Err(r) => return r,
     };
-    let ex = match exercise(&body, &ex_id) {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let (key, ex) = (&found.key, found.exercise());
     let (pgs, _) = match super::proxy::owned(&app, &caller, &id) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
