@@ -156,7 +156,12 @@ pub fn run(o: &Options) -> Result<Figures> {
     }
 
     let lab = Lab {
-        lab: super::lab::Lab::start("bench-engine", &o.lessons, &o.catalog_dir, "memory_mib = 2048\npids = 2048")?,
+        lab: super::lab::Lab::start(
+            "bench-engine",
+            &o.lessons,
+            &o.catalog_dir,
+            "memory_mib = 2048\npids = 2048",
+        )?,
         playground: String::new(),
     };
     let pg = lab.lab.create_playground(1)?;
@@ -239,7 +244,8 @@ impl Lab {
         cmd.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         cmd.extend(["bash".into(), "-c".into(), script.into()]);
         let r = self
-            .lab.http
+            .lab
+            .http
             .post(format!("{}/api/playgrounds/{id}/nodes/node1/exec", self.lab.base))
             .bearer_auth(&self.lab.token)
             .json(&serde_json::json!({ "cmd": cmd }))

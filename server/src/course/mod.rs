@@ -97,6 +97,8 @@ pub struct Exercise {
     pub checks: Vec<exercise::Check>,
     /// Each check's description, rendered.
     pub checks_html: Vec<String>,
+    /// Each check's hint for when it fails, rendered.
+    pub check_hints_html: Vec<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -578,6 +580,7 @@ impl LessonDraft {
                 r.html
             };
             let checks_html = checks.iter().map(|c| part(&c.description)).collect();
+            let check_hints_html = checks.iter().map(|c| c.hint.as_deref().map(&mut part)).collect();
             exercises.push(Exercise {
                 id: ex.id.clone(),
                 title: ex.title.clone(),
@@ -598,6 +601,7 @@ impl LessonDraft {
                 setup: ex.setup.clone(),
                 checks,
                 checks_html,
+                check_hints_html,
             });
         }
         // The playground beside the lesson has room for its largest exercise.

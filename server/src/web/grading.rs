@@ -4,7 +4,7 @@
 //!
 //! Socket protocol (server to page, JSON text frames):
 //! `{"type":"setup","exercise":ID,"error":null|TEXT}`,
-//! `{"type":"results","exercise":ID,"checks":[{"passed":B,"detail":T}],"complete":B,
+//! `{"type":"results","exercise":ID,"checks":[{"passed":B,"detail":T,"hint_html":H|null}],"complete":B,
 //!   "offered_hint":N|null,"event_time":NS|null,"solution_html":HTML|null}`,
 //! `{"type":"ended","message":T}` and `{"type":"error","message":T}`.
 
@@ -154,7 +154,12 @@ fn results_json(ex: &Exercise, r: &Results) -> serde_json::Value {
     json!({
         "type": "results",
         "exercise": ex.id,
-        "checks": r.outcomes,
+        // A failing check brings its hint, the way forward for the learner.
+        "checks": r.outcomes.iter().zip(&ex.check_hints_html).map(|(o, h)| json!({
+            "passed": o.passed,
+            "detail": o.detail,
+            "hint_html": if o.passed { None } else { h.clone() },
+        })).collect::<Vec<_>>(),
         "complete": r.complete,
         "offered_hint": r.offered_hint,
         "event_time": r.event_time.map(|t| t.to_string()),
