@@ -392,6 +392,7 @@ exercises:
     task: Keep a note saying hello in a volume named `notes`.
     checks:
       - description: A volume named `notes` exists
+        hint: Try `docker volume create`.
         volume: {name: notes}
       - description: Its file `hello.txt` says hello
         volume: {name: notes, file: {path: hello.txt, contains: hello}}
@@ -444,7 +445,11 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
         .unwrap();
     tab.wait_for_element(".exercise[data-exercise=keep-notes]")
         .expect("the exercise");
-    assert_eq!(check_states(&tab), ["unknown", "unknown"], "no results before a playground");
+    assert_eq!(
+        check_states(&tab),
+        ["unknown", "unknown"],
+        "no results before a playground"
+    );
 
     // Open the playground: the grading socket follows, and the first results say that
     // nothing is done yet.
@@ -454,7 +459,10 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
         "!!(window.slipwayPlayground && window.slipwayPlayground.active())",
     );
     wait_for_text(&tab, "node1");
-    wait_until(&tab, "document.querySelector('.exercises').classList.contains('grading-live')");
+    wait_until(
+        &tab,
+        "document.querySelector('.exercises').classList.contains('grading-live')",
+    );
     wait_until(
         &tab,
         "Array.from(document.querySelectorAll('li.check')).every(li => li.getAttribute('data-state') === 'failed')",
@@ -465,8 +473,16 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
         detail.as_str().is_some_and(|d| d.contains("notes")),
         "a failed check says why: {detail}"
     );
+    let hint = eval(&tab, "document.querySelector('li.check .check-hint').textContent");
+    assert!(
+        hint.as_str().is_some_and(|h| h.contains("docker volume create")),
+        "a failed check shows its author's hint: {hint}"
+    );
     assert_eq!(
-        eval(&tab, "document.querySelector('.exercise').classList.contains('complete')"),
+        eval(
+            &tab,
+            "document.querySelector('.exercise').classList.contains('complete')"
+        ),
         serde_json::Value::Bool(false)
     );
 
@@ -475,7 +491,8 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
     wait_until(&tab, "document.querySelectorAll('.hints .hint').length === 1");
     let hint = eval(&tab, "document.querySelector('.hints .hint').textContent");
     assert!(
-        hint.as_str().is_some_and(|h| h.contains("Hint 1") && h.contains("docker volume create")),
+        hint.as_str()
+            .is_some_and(|h| h.contains("Hint 1") && h.contains("docker volume create")),
         "{hint}"
     );
     wait_until(
@@ -491,7 +508,10 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
     );
     assert_eq!(check_states(&tab), ["passed", "failed"]);
     // The second hint's condition holds now: its button is highlighted.
-    wait_until(&tab, "document.querySelector('[data-hint-button]').classList.contains('offered')");
+    wait_until(
+        &tab,
+        "document.querySelector('[data-hint-button]').classList.contains('offered')",
+    );
 
     type_line(
         &tab,
@@ -505,9 +525,15 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
     );
     // Done: the status says so, the hint is no longer pushed, and the solution is shown.
     let status = eval(&tab, "document.querySelector('.exercise-status').textContent");
-    assert!(status.as_str().is_some_and(|s| s.contains("every check passes")), "{status}");
+    assert!(
+        status.as_str().is_some_and(|s| s.contains("every check passes")),
+        "{status}"
+    );
     assert_eq!(
-        eval(&tab, "document.querySelector('[data-hint-button]').classList.contains('offered')"),
+        eval(
+            &tab,
+            "document.querySelector('[data-hint-button]').classList.contains('offered')"
+        ),
         serde_json::Value::Bool(false)
     );
     wait_until(
@@ -515,17 +541,22 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
         "!document.querySelector('[data-solution]').hidden \
          && document.querySelector('[data-solution]').textContent.includes('docker volume create notes')",
     );
-    // The page's styles apply: a done exercise keeps its block layout, with a green edge.
+    // The hint button is back to asking, not pushing.
+    wait_until(
+        &tab,
+        "document.querySelector('[data-hint-button]').textContent === 'Show another hint'",
+    );
+    // The page's styles apply: a done exercise keeps its block layout (the lesson's
+    // `form.complete` is a flex row), with the theme's done colour on its edge and ticks.
     let look = eval(
         &tab,
-        "(() => { const ex = document.querySelector('.exercise'); const s = getComputedStyle(ex); \
+        "(() => { const probe = document.createElement('span'); probe.style.color = 'var(--done)'; \
+         document.body.appendChild(probe); const done = getComputedStyle(probe).color; probe.remove(); \
+         const ex = getComputedStyle(document.querySelector('.exercise')); \
          const mark = getComputedStyle(document.querySelector('li.check .check-mark')); \
-         return s.display + ' ' + (s.borderLeftColor !== getComputedStyle(document.querySelector('.grading-note')).color) \
-         + ' ' + mark.backgroundColor; })()",
+         return [ex.display, ex.borderLeftColor === done, mark.backgroundColor === done].join(' '); })()",
     );
-    let look = look.as_str().unwrap_or_default().to_string();
-    assert!(look.starts_with("block true"), "{look}");
-    assert!(!look.ends_with("rgba(0, 0, 0, 0)"), "a passed check's mark is filled: {look}");
+    assert_eq!(look.as_str(), Some("block true true"), "the done exercise's look");
 
     // Undoing the work turns the checks back.
     type_line(&tab, "docker volume rm notes");
@@ -550,5 +581,11 @@ fn a_graded_exercise_ticks_its_checks_as_the_learner_types() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 204);
+    // The page notices: nothing is checked any more.
+    wait_until(
+        &tab,
+        "Array.from(document.querySelectorAll('li.check')).every(li => li.getAttribute('data-state') === 'unknown') \
+         && document.querySelector('.exercise-status').textContent === ''",
+    );
     eprintln!("graded exercise in Chromium: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -478,8 +478,15 @@ fn a_learners_attempt_is_recorded_and_shown() {
         .unwrap()
         .to_string();
     let html = page.text().unwrap();
-    assert_eq!(html.matches(r#"<li class="check""#).count(), 18 + 59 + 1, "every check is listed");
-    assert!(!html.contains("The first hint says"), "hints are not in the page before they are asked for");
+    assert_eq!(
+        html.matches(r#"<li class="check""#).count(),
+        18 + 59 + 1,
+        "every check is listed"
+    );
+    assert!(
+        !html.contains("The first hint says"),
+        "hints are not in the page before they are asked for"
+    );
 
     let hint = |n: u64| -> Value {
         let r = learner
@@ -491,10 +498,18 @@ fn a_learners_attempt_is_recorded_and_shown() {
     };
     let first = hint(1);
     assert_eq!(first["index"], json!(1));
-    assert!(first["html"].as_str().unwrap().contains("The first hint says"), "{first}");
+    assert!(
+        first["html"].as_str().unwrap().contains("The first hint says"),
+        "{first}"
+    );
     assert_eq!(hint(2)["remaining"], json!(0));
     assert!(hint(3)["message"].as_str().unwrap().contains("no more hints"));
-    let html = learner.get(lab.url("/learn/checks/every-check")).send().unwrap().text().unwrap();
+    let html = learner
+        .get(lab.url("/learn/checks/every-check"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     assert!(html.contains("The first hint says") && html.contains("The second hint is offered"));
 
     // The learner's own playground, graded over the page's socket.
@@ -505,7 +520,10 @@ fn a_learners_attempt_is_recorded_and_shown() {
         .unwrap()
         .json()
         .unwrap();
-    let id = pg["id"].as_str().unwrap_or_else(|| panic!("no playground: {pg}")).to_string();
+    let id = pg["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no playground: {pg}"))
+        .to_string();
     let ws_url = lab
         .url(&format!("/learn/checks/every-check/grading?playground={id}"))
         .replacen("http", "ws", 1);
@@ -514,7 +532,9 @@ fn a_learners_attempt_is_recorded_and_shown() {
         use futures_util::StreamExt;
         let mut request = ws_url.into_client_request().unwrap();
         request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("the grading socket");
+        let (mut ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the grading socket");
         let mut small = async || -> Value {
             loop {
                 let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
@@ -556,7 +576,12 @@ fn a_learners_attempt_is_recorded_and_shown() {
         small().await
     });
     assert_eq!(done["complete"], json!(true), "{done}");
-    assert!(done["solution_html"].as_str().unwrap().contains("docker volume create tiny"));
+    assert!(
+        done["solution_html"]
+            .as_str()
+            .unwrap()
+            .contains("docker volume create tiny")
+    );
 
     let solution: Value = learner
         .post(lab.url("/learn/checks/every-check/exercises/small/solution"))
@@ -583,6 +608,9 @@ fn a_learners_attempt_is_recorded_and_shown() {
         assert!(Instant::now() < deadline, "the exercise is not shown as done:\n{row}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let r = learner.delete(lab.url(&format!("/api/playgrounds/{id}"))).send().unwrap();
+    let r = learner
+        .delete(lab.url(&format!("/api/playgrounds/{id}")))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
 }

@@ -44,6 +44,21 @@
       const d = li.querySelector(".check-detail");
       if (d) d.textContent = c.passed ? "" : c.detail;
       li.title = c.detail;
+      // The author's hint for this check, while it fails (server-rendered lesson HTML).
+      let h = li.querySelector(".check-hint");
+      if (!c.passed && c.hint_html) {
+        if (!h) {
+          h = document.createElement("span");
+          h.className = "check-hint prose";
+          li.appendChild(h);
+        }
+        if (h.getAttribute("data-html") !== c.hint_html) {
+          h.innerHTML = c.hint_html;
+          h.setAttribute("data-html", c.hint_html);
+        }
+      } else if (h) {
+        h.remove();
+      }
     });
     const wasDone = ex.classList.contains("complete");
     ex.classList.toggle("complete", !!m.complete);
@@ -59,9 +74,16 @@
       const passed = m.checks.filter((c) => c.passed).length;
       setStatus(ex, passed + " of " + m.checks.length + " checks pass.");
     }
+    offerHint(ex, !!m.offered_hint && !m.complete);
+  }
+
+  // While a hint's condition holds its button says so; once it stops, back to its label.
+  function offerHint(ex, offered) {
     const button = ex.querySelector("[data-hint-button]");
-    if (button) button.classList.toggle("offered", !!m.offered_hint && !m.complete);
-    if (button && m.offered_hint && !m.complete && !button.hidden) button.textContent = "A hint may help";
+    if (!button) return;
+    button.classList.toggle("offered", offered);
+    const shown = ex.querySelectorAll("[data-hints-list] .hint").length;
+    button.textContent = offered ? "A hint may help" : shown ? "Show another hint" : "Show a hint";
   }
 
   function onMessage(event) {
@@ -114,7 +136,15 @@
   document.addEventListener("slipway:playground", (e) => { if (e.detail && e.detail.id) connect(e.detail.id); });
   document.addEventListener("slipway:playground-ended", () => {
     stop();
-    section.querySelectorAll(".check").forEach((li) => li.setAttribute("data-state", "unknown"));
+    section.querySelectorAll(".check").forEach((li) => {
+      li.setAttribute("data-state", "unknown");
+      li.removeAttribute("title");
+      const d = li.querySelector(".check-detail");
+      if (d) d.textContent = "";
+    });
+    // "1 of 2 checks pass" no longer holds: nothing is being checked.
+    section.querySelectorAll("[data-status]").forEach((s) => { s.textContent = ""; });
+    section.querySelectorAll(".exercise").forEach((ex) => offerHint(ex, false));
     say("Open the playground: each task ticks itself off as you do it in the terminal.");
   });
 
