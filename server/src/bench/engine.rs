@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use super::stats::Stats;
 use crate::playground::NODE_IMAGE;
 
 /// Targets from the issue.
@@ -38,39 +39,6 @@ pub struct Options {
     pub warmup: usize,
     /// Timed compose up/down rounds (after one untimed).
     pub compose_runs: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Stats {
-    pub samples: usize,
-    pub median_ms: f64,
-    pub p90_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-}
-
-impl Stats {
-    pub fn of(mut ms: Vec<f64>) -> Stats {
-        if ms.is_empty() {
-            return Stats {
-                samples: 0,
-                median_ms: f64::NAN,
-                p90_ms: f64::NAN,
-                min_ms: f64::NAN,
-                max_ms: f64::NAN,
-            };
-        }
-        ms.sort_by(|a, b| a.total_cmp(b));
-        // Nearest rank.
-        let at = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
-        Stats {
-            samples: ms.len(),
-            median_ms: at(0.5),
-            p90_ms: at(0.9),
-            min_ms: ms[0],
-            max_ms: ms[ms.len() - 1],
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -272,17 +240,8 @@ pub fn print(f: &Figures) {
         f.client, f.compose
     );
     println!();
-    println!("   {:<44} {:>9} {:>9} {:>9} {:>9}", "", "median", "p90", "min", "max");
-    let row = |name: &str, s: &Stats| {
-        println!(
-            "   {:<44} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms",
-            format!("{name} (n={})", s.samples),
-            s.median_ms,
-            s.p90_ms,
-            s.min_ms,
-            s.max_ms
-        );
-    };
+    Stats::print_header(44);
+    let row = |name: &str, s: &Stats| s.print_row(&format!("{name} (n={})", s.samples), 44);
     println!("1. {}", f.run_command);
     row(&f.run_command, &f.run);
     row(&format!("floor: {}", f.floor_command), &f.floor);
@@ -325,7 +284,5 @@ mod tests {
         let out = "run 41000\nfloor 20500\nrun 39000\nrunaway 5\nfloor x\n";
         assert_eq!(samples(out, "run"), [41.0, 39.0]);
         assert_eq!(samples(out, "floor"), [20.5]);
-        let s = Stats::of(vec![3.0, 1.0, 2.0, 10.0]);
-        assert_eq!((s.median_ms, s.p90_ms, s.min_ms, s.max_ms), (2.0, 10.0, 1.0, 10.0));
     }
 }

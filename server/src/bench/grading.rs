@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::engine::Stats;
 use super::lab::Lab;
+use super::stats::Stats;
 
 const TARGET_MS: f64 = 50.0;
 
@@ -204,17 +204,8 @@ pub fn run(o: &Options) -> Result<Figures> {
 pub fn print(f: &Figures) {
     println!("Live grading: engine event to the check's new result on the lesson page's socket");
     println!();
-    println!("   {:<52} {:>9} {:>9} {:>9} {:>9}", "", "median", "p90", "min", "max");
-    let row = |name: &str, s: &Stats| {
-        println!(
-            "   {:<52} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms",
-            format!("{name} (n={})", s.samples),
-            s.median_ms,
-            s.p90_ms,
-            s.min_ms,
-            s.max_ms
-        );
-    };
+    Stats::print_header(52);
+    let row = |name: &str, s: &Stats| s.print_row(&format!("{name} (n={})", s.samples), 52);
     row("event → page", &f.event_to_page);
     row("API request → page", &f.request_to_page);
     row("peer: check script (docker volume inspect in node)", &f.script_check);

@@ -7,6 +7,7 @@ pub mod lab;
 pub mod playground;
 pub mod runtime;
 pub mod site;
+pub mod stats;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

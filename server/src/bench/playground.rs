@@ -44,6 +44,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::ServerProcess;
+use super::stats::Stats;
 use crate::playground::NODE_IMAGE;
 
 /// Targets from the issue.
@@ -69,42 +70,6 @@ pub struct Options {
     pub seconds: u64,
     /// Idle playgrounds for the memory figure.
     pub idle: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Stats {
-    pub samples: usize,
-    pub median_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-}
-
-impl Stats {
-    fn of(mut ms: Vec<f64>) -> Stats {
-        if ms.is_empty() {
-            return Stats {
-                samples: 0,
-                median_ms: f64::NAN,
-                p90_ms: f64::NAN,
-                p99_ms: f64::NAN,
-                min_ms: f64::NAN,
-                max_ms: f64::NAN,
-            };
-        }
-        ms.sort_by(|a, b| a.total_cmp(b));
-        // Nearest rank: the smallest sample with at least p of all at or below it.
-        let at = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
-        Stats {
-            samples: ms.len(),
-            median_ms: at(0.5),
-            p90_ms: at(0.9),
-            p99_ms: at(0.99),
-            min_ms: ms[0],
-            max_ms: ms[ms.len() - 1],
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -1168,13 +1133,8 @@ pub fn print(f: &Figures) {
         "1. Start: POST /api/playgrounds (1 node) to the prompt on terminal 1's WebSocket, {} runs",
         s.runs
     );
-    println!("   {:<44} {:>9} {:>9} {:>9} {:>9}", "", "median", "p90", "min", "max");
-    let row = |label: &str, st: &Stats| {
-        println!(
-            "   {:<44} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms",
-            label, st.median_ms, st.p90_ms, st.min_ms, st.max_ms
-        );
-    };
+    Stats::print_header(44);
+    let row = |label: &str, st: &Stats| st.print_row(label, 44);
     row("POST answered (201)", &s.create);
     row("WebSocket open (101; shell exec'd)", &s.websocket_open);
     row("first byte of output (welcome text)", &s.first_byte);
@@ -1282,18 +1242,6 @@ pub fn print(f: &Figures) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let s = Stats::of((1..=100).rev().map(f64::from).collect());
-        assert_eq!(
-            (s.samples, s.median_ms, s.p90_ms, s.p99_ms, s.min_ms, s.max_ms),
-            (100, 50.0, 90.0, 99.0, 1.0, 100.0)
-        );
-        let one = Stats::of(vec![7.0]);
-        assert_eq!((one.median_ms, one.p99_ms), (7.0, 7.0));
-        assert!(Stats::of(Vec::new()).median_ms.is_nan());
-    }
 
     #[test]
     fn the_prompt_is_found_only_in_full() {

@@ -62,6 +62,11 @@ pub async fn exercise(t: &Target, ex: &Exercise) -> Vec<Outcome> {
     join_all(ex.checks.iter().map(|c| check(t, c))).await
 }
 
+/// Whether an exercise is done: it has checks, and every one passes.
+pub fn complete(outcomes: &[Outcome]) -> bool {
+    !outcomes.is_empty() && outcomes.iter().all(|o| o.passed)
+}
+
 /// The first hint (1-based) whose condition holds now, if any.
 pub async fn offered_hint(t: &Target, ex: &Exercise) -> Option<usize> {
     for (i, h) in ex.hints.iter().enumerate() {

@@ -58,7 +58,7 @@ struct Watched<'a> {
 impl Watched<'_> {
     async fn evaluate(&mut self, event_time: Option<i128>, tx: &mpsc::Sender<Message>) -> bool {
         let outcomes = evaluate::exercise(&self.target, self.exercise).await;
-        let complete = !outcomes.is_empty() && outcomes.iter().all(|o| o.passed);
+        let complete = evaluate::complete(&outcomes);
         let offered_hint = if complete {
             None
         } else {

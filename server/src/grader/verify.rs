@@ -100,12 +100,8 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
-        self.lab.call(method, path, body)
-    }
-
     fn evaluate(&self, pg: &str, job: &Job) -> Result<Value> {
-        let (status, v) = self.call(
+        let (status, v) = self.lab.call(
             reqwest::Method::GET,
             &format!(
                 "/api/playgrounds/{pg}/exercises/{}/{}/{}",
@@ -151,7 +147,7 @@ impl Verifier {
 
     fn steps(&self, pg: &str, job: &Job, settle: Duration, report: &mut Report) -> Result<()> {
         let t = Instant::now();
-        let (status, v) = self.call(
+        let (status, v) = self.lab.call(
             reqwest::Method::POST,
             &format!(
                 "/api/playgrounds/{pg}/exercises/{}/{}/{}/setup",
@@ -175,7 +171,7 @@ impl Verifier {
             }
         }
         let t = Instant::now();
-        let (status, v) = self.call(
+        let (status, v) = self.lab.call(
             reqwest::Method::POST,
             &format!("/api/playgrounds/{pg}/nodes/node1/exec"),
             Some(json!({ "cmd": ["bash", "-e", "-c", format!("cd /root\n{}", job.solution)] })),

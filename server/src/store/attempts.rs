@@ -25,7 +25,17 @@ pub struct AttemptRow {
 type AttemptColumns = (String, String, i64, Option<i64>, i64, Option<i64>);
 
 impl Store {
-    async fn touch_attempt(&self, id: &LearnerId, lesson: &str, exercise: &str) -> Result<()> {
+    /// Makes the attempt if it is new, then runs `update` (if any) on it, in one
+    /// transaction; returns the rows `update` changed. `update` binds `value`, then the
+    /// learner, the lesson and the exercise, in that order.
+    async fn update_attempt(
+        &self,
+        id: &LearnerId,
+        lesson: &str,
+        exercise: &str,
+        update: Option<&'static str>,
+        value: i64,
+    ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         self.ensure_learner(&mut tx, id).await?;
         sqlx::query(
@@ -37,58 +47,71 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
+        let mut changed = 0;
+        if let Some(update) = update {
+            changed = sqlx::query(update)
+                .bind(value)
+                .bind(id.as_str())
+                .bind(lesson)
+                .bind(exercise)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(changed)
     }
 
     /// Records that the learner started an exercise (once; later calls change nothing).
     pub async fn start_attempt(&self, id: &LearnerId, lesson: &str, exercise: &str) -> Result<()> {
-        self.touch_attempt(id, lesson, exercise).await
+        self.update_attempt(id, lesson, exercise, None, 0).await?;
+        Ok(())
     }
 
     /// Records that the exercise is done. Returns whether this is the first time.
     pub async fn complete_attempt(&self, id: &LearnerId, lesson: &str, exercise: &str) -> Result<bool> {
-        self.touch_attempt(id, lesson, exercise).await?;
-        let done = sqlx::query(
-            "UPDATE exercise_attempts SET completed_at = ?
-             WHERE learner_id = ? AND lesson = ? AND exercise = ? AND completed_at IS NULL",
-        )
-        .bind(now())
-        .bind(id.as_str())
-        .bind(lesson)
-        .bind(exercise)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let changed = self
+            .update_attempt(
+                id,
+                lesson,
+                exercise,
+                Some(
+                    "UPDATE exercise_attempts SET completed_at = ?
+                 WHERE learner_id = ? AND lesson = ? AND exercise = ? AND completed_at IS NULL",
+                ),
+                now(),
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     /// Records that hints up to `n` (1-based) were revealed.
     pub async fn use_hints(&self, id: &LearnerId, lesson: &str, exercise: &str, n: i64) -> Result<()> {
-        self.touch_attempt(id, lesson, exercise).await?;
-        sqlx::query(
-            "UPDATE exercise_attempts SET hints_used = MAX(hints_used, ?)
+        self.update_attempt(
+            id,
+            lesson,
+            exercise,
+            Some(
+                "UPDATE exercise_attempts SET hints_used = MAX(hints_used, ?)
              WHERE learner_id = ? AND lesson = ? AND exercise = ?",
+            ),
+            n,
         )
-        .bind(n)
-        .bind(id.as_str())
-        .bind(lesson)
-        .bind(exercise)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     pub async fn view_solution(&self, id: &LearnerId, lesson: &str, exercise: &str) -> Result<()> {
-        self.touch_attempt(id, lesson, exercise).await?;
-        sqlx::query(
-            "UPDATE exercise_attempts SET solution_viewed_at = COALESCE(solution_viewed_at, ?)
+        self.update_attempt(
+            id,
+            lesson,
+            exercise,
+            Some(
+                "UPDATE exercise_attempts SET solution_viewed_at = COALESCE(solution_viewed_at, ?)
              WHERE learner_id = ? AND lesson = ? AND exercise = ?",
+            ),
+            now(),
         )
-        .bind(now())
-        .bind(id.as_str())
-        .bind(lesson)
-        .bind(exercise)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }

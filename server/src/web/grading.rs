@@ -303,7 +303,7 @@ pub async fn evaluate_exercise(
     Json(json!({
         "exercise": ex.id,
         "set_up": since.is_some(),
-        "complete": !outcomes.is_empty() && outcomes.iter().all(|o| o.passed),
+        "complete": evaluate::complete(&outcomes),
         "checks": checks,
     }))
     .into_response()
